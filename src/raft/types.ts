@@ -1,0 +1,263 @@
+/**
+ * The contract of the Raft core: the data it exchanges with its driver and its peers.
+ *
+ * The core (`RaftNode`) is a pure state machine in the style of etcd-io/raft: its only inputs
+ * are `tick()`, `step(message)` and the proposal / read / configuration calls; its only output
+ * is a `Ready` batch that the driver persists, sends and applies before calling `advance()`.
+ * It never touches a socket, a file, a timer, `Date.now()` or `Math.random()`.
+ *
+ * Indexes and terms are plain numbers: 2^53 entries is more than any cluster will write.
+ */
+
+/** A node's stable identity in the cluster, e.g. "n1" or "127.0.0.1:7001". */
+export type NodeId = string;
+
+export type Role = "follower" | "preCandidate" | "candidate" | "leader";
+
+/** Who votes and who only replicates. A node is in at most one of the two lists. */
+export interface Membership {
+  readonly voters: readonly NodeId[];
+  readonly learners: readonly NodeId[];
+  /** Network address of each member (for the driver; the core never dials). */
+  readonly addresses: Readonly<Record<NodeId, string>>;
+}
+
+/** A single-server change; the dissertation's §4.1 one-at-a-time rule keeps quorums overlapping. */
+export type MembershipChange =
+  | { readonly type: "addLearner"; readonly node: NodeId; readonly address: string }
+  | { readonly type: "promote"; readonly node: NodeId }
+  | { readonly type: "remove"; readonly node: NodeId };
+
+interface EntryHeader {
+  readonly index: number;
+  readonly term: number;
+}
+
+/**
+ * A log entry. `noop` is what a new leader appends so that it can commit entries of earlier
+ * terms (Raft §5.4.2, §8); `membership` carries the complete configuration that takes effect as
+ * soon as it is appended (dissertation §4.1); `command` is opaque to the core.
+ */
+export type LogEntry =
+  | (EntryHeader & { readonly kind: "noop" })
+  | (EntryHeader & { readonly kind: "command"; readonly data: Uint8Array })
+  | (EntryHeader & { readonly kind: "membership"; readonly membership: Membership });
+
+/** The state that must be on disk before any message that depends on it leaves the node. */
+export interface HardState {
+  readonly term: number;
+  /** Candidate voted for in `term`, or null. */
+  readonly vote: NodeId | null;
+  readonly commit: number;
+}
+
+export interface SnapshotMetadata {
+  /** Index and term of the last entry the snapshot covers (0/0 for "no snapshot"). */
+  readonly index: number;
+  readonly term: number;
+  /** Membership in force at `index`. */
+  readonly membership: Membership;
+  /** Total size of the snapshot data in bytes, so the receiver knows when it is complete. */
+  readonly sizeBytes: number;
+}
+
+/** A piece of an incoming snapshot that the driver writes to a temporary place. */
+export interface SnapshotChunk {
+  readonly metadata: SnapshotMetadata;
+  readonly offset: number;
+  readonly data: Uint8Array;
+  readonly last: boolean;
+}
+
+/**
+ * Read side of the log, the snapshot and the persisted hard state. The driver keeps it up to
+ * date with what it persisted from each `Ready` (append entries, install snapshot, compact).
+ * All calls are synchronous: like etcd's MemoryStorage, the log tail since the last snapshot is
+ * held in memory, while the durable copy lives in the WAL (LevelDB).
+ */
+export interface LogStorage {
+  /** Hard state and membership as persisted, read once when the core starts. */
+  initialState(): { readonly hardState: HardState; readonly membership: Membership };
+  /** First index still in the log (snapshot index + 1). */
+  firstIndex(): number;
+  lastIndex(): number;
+  /** Term of `index` for index in [snapshot index, lastIndex]; undefined outside that range. */
+  term(index: number): number | undefined;
+  /** Entries in [low, high), at least one even when it alone exceeds maxBytes. */
+  entries(low: number, high: number, maxBytes: number): LogEntry[];
+  snapshotMetadata(): SnapshotMetadata;
+  /** Bytes [offset, offset + maxBytes) of the current snapshot's data. */
+  readSnapshotChunk(offset: number, maxBytes: number): Uint8Array;
+}
+
+/**
+ * What a state machine must do to be replicated. `apply` must be deterministic: same entries,
+ * same results and same state on every replica.
+ */
+export interface StateMachine<Result> {
+  apply(entry: LogEntry): Result;
+  /** A consistent image of the state as of the last applied index. */
+  snapshot(): AsyncIterable<Uint8Array>;
+  restore(chunks: AsyncIterable<Uint8Array>): Promise<void>;
+}
+
+/** A linearizable read whose index is confirmed; serve it once applied >= index. */
+export interface ReadState {
+  readonly index: number;
+  readonly context: number;
+}
+
+interface MessageHeader {
+  readonly from: NodeId;
+  readonly to: NodeId;
+  readonly term: number;
+}
+
+export type Message =
+  | (MessageHeader & {
+      readonly type: "requestVote";
+      readonly lastLogIndex: number;
+      readonly lastLogTerm: number;
+      /** Pre-vote round (dissertation §9.6): no term change, no vote recorded. */
+      readonly preVote: boolean;
+      /** Sent after TimeoutNow: voters must not ignore it because of a live leader. */
+      readonly transfer: boolean;
+    })
+  | (MessageHeader & {
+      readonly type: "requestVoteResponse";
+      readonly granted: boolean;
+      readonly preVote: boolean;
+    })
+  | (MessageHeader & {
+      readonly type: "appendEntries";
+      readonly prevLogIndex: number;
+      readonly prevLogTerm: number;
+      readonly entries: readonly LogEntry[];
+      readonly commit: number;
+    })
+  | (MessageHeader & {
+      readonly type: "appendEntriesResponse";
+      readonly success: boolean;
+      /** On success: the last index now matching the leader's log. */
+      readonly matchIndex: number;
+      /** On rejection: a hint for fast backtracking (etcd's conflict index/term). */
+      readonly rejectHint?: { readonly index: number; readonly term: number };
+    })
+  | (MessageHeader & {
+      readonly type: "heartbeat";
+      readonly commit: number;
+      /** The newest ReadIndex batch this heartbeat confirms, 0 when none. */
+      readonly readRound: number;
+    })
+  | (MessageHeader & { readonly type: "heartbeatResponse"; readonly readRound: number })
+  | (MessageHeader & {
+      readonly type: "installSnapshot";
+      readonly chunk: SnapshotChunk;
+    })
+  | (MessageHeader & {
+      readonly type: "installSnapshotResponse";
+      readonly snapshotIndex: number;
+      /** Bytes received so far; the leader continues from here (or restarts at 0). */
+      readonly nextOffset: number;
+      readonly done: boolean;
+    })
+  | (MessageHeader & { readonly type: "timeoutNow" })
+  /** A follower forwards linearizable reads to the leader, many at once. */
+  | (MessageHeader & { readonly type: "readIndex"; readonly contexts: readonly number[] })
+  | (MessageHeader & {
+      readonly type: "readIndexResponse";
+      readonly contexts: readonly number[];
+      /** Confirmed read index, or null when the leader could not serve (it lost leadership). */
+      readonly index: number | null;
+    });
+
+export type MessageType = Message["type"];
+
+export interface SoftState {
+  readonly role: Role;
+  readonly leader: NodeId | null;
+}
+
+/**
+ * One batch of work for the driver. Order of handling:
+ * 1. persist `snapshotChunks`, then `snapshot` (if set), `entries` (an entry at an existing
+ *    index replaces it and everything after it), and `hardState` (if set), durably;
+ * 2. send `messages` (they may acknowledge what step 1 persisted, so never before it);
+ * 3. apply `committedEntries` in order, install `snapshot` into the state machine first;
+ * 4. serve `readStates` once the applied index reaches theirs; fail `droppedReads`;
+ * 5. call `advance()`.
+ */
+export interface Ready {
+  readonly softState?: SoftState;
+  readonly hardState?: HardState;
+  readonly entries: readonly LogEntry[];
+  readonly snapshotChunks: readonly SnapshotChunk[];
+  /** A fully received snapshot to install: the log before it is discarded. */
+  readonly snapshot?: SnapshotMetadata;
+  readonly committedEntries: readonly LogEntry[];
+  readonly messages: readonly Message[];
+  readonly readStates: readonly ReadState[];
+  /** Read contexts that cannot be confirmed (no leader, leadership lost): fail them. */
+  readonly droppedReads: readonly number[];
+}
+
+/** Limits of the core, each a named field with its unit (etcd's Config style). */
+export interface RaftConfig {
+  readonly id: NodeId;
+  /** Base election timeout; the actual one is random in [base, 2 * base). */
+  readonly electionTimeoutTicks: number;
+  readonly heartbeatIntervalTicks: number;
+  readonly preVote: boolean;
+  readonly checkQuorum: boolean;
+  /** Upper bound of entry bytes in one AppendEntries. */
+  readonly maxEntriesBytesPerMessage: number;
+  /** AppendEntries messages in flight to one follower in the replicate state. */
+  readonly maxInflightMessages: number;
+  /** Entry bytes in flight to one follower. */
+  readonly maxInflightBytes: number;
+  /** Proposals beyond this many uncommitted bytes are refused with BUSY. */
+  readonly maxUncommittedEntriesBytes: number;
+  readonly maxSnapshotChunkBytes: number;
+  /** Seeded source of randomness in [0, 1): election jitter only. */
+  readonly random: () => number;
+  readonly storage: LogStorage;
+  /** Last index the state machine has applied (after a restart: the snapshot's index). */
+  readonly applied: number;
+}
+
+export const RAFT_ERROR_CODES = [
+  "NOT_LEADER",
+  "BUSY", // too many uncommitted bytes
+  "TRANSFERRING", // leadership transfer in progress; proposals wait for the new leader
+  "MEMBERSHIP_CHANGE_PENDING", // one change at a time
+  "INVALID_MEMBERSHIP_CHANGE",
+] as const;
+
+export type RaftErrorCode = (typeof RAFT_ERROR_CODES)[number];
+
+/** Consensus refusals, kept apart from the state machine's own results. */
+export class RaftError extends Error {
+  override readonly name = "RaftError";
+  readonly code: RaftErrorCode;
+  /** Known leader, with NOT_LEADER. */
+  readonly leader: NodeId | null;
+
+  constructor(code: RaftErrorCode, message: string, leader: NodeId | null = null) {
+    super(message);
+    this.code = code;
+    this.leader = leader;
+  }
+}
+
+export interface RaftStatus {
+  readonly id: NodeId;
+  readonly role: Role;
+  readonly term: number;
+  readonly leader: NodeId | null;
+  readonly commit: number;
+  readonly applied: number;
+  readonly lastIndex: number;
+  readonly membership: Membership;
+  /** Leader only: match index of each member. */
+  readonly progress: Readonly<Record<NodeId, { readonly match: number; readonly next: number; readonly state: "probe" | "replicate" | "snapshot" }>>;
+}
