@@ -17,6 +17,7 @@ export const ERROR_CODES = [
   "INVALID", // malformed request: unknown command, bad payload shape
   "CORRUPT", // a snapshot or log record failed its checksum
   "CONNECTION", // client side: the connection failed or closed
+  "INTERNAL", // an unexpected fault on the server; the outcome of a write is unknown
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
