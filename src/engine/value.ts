@@ -1,4 +1,13 @@
-import Decimal from "decimal.js";
+import DecimalModule from "decimal.js";
+import type { Decimal as DecimalInstance } from "decimal.js";
+
+/**
+ * decimal.js declares its types as an ES module but ships as CommonJS plus an `.mjs` file, so
+ * under NodeNext a default import is typed as the whole module while at run time it is the
+ * class. Import Decimal from here, where the value and the type agree.
+ */
+export const Decimal = DecimalModule as unknown as typeof DecimalInstance;
+export type Decimal = DecimalInstance;
 
 /**
  * A stored value. Inside the engine and on the wire every type is unambiguous:
@@ -29,4 +38,3 @@ export type ValueType =
   | "list"
   | "map";
 
-export { Decimal };

@@ -1,0 +1,336 @@
+import { KvError } from "../errors.js";
+import { MAX_GLOB_BRACE_DEPTH, MAX_GLOB_PATTERN_LENGTH } from "./limits.js";
+
+/**
+ * Glob patterns for keys(), count(), scan() and the *Pattern operations (SPEC §4).
+ *
+ *   *      any run of characters; with a separator, a run that does not contain it
+ *   **     any run of characters, always crossing the separator
+ *   ?      one character (code point), never the separator
+ *   [abc] [a-z] [!a] [^a]   one character from / not from a set, never the separator
+ *   {a,b}  alternatives; they may nest and contain any other syntax
+ *   \x     the character x literally
+ *
+ * With a separator only a literal separator or `**` can match it, as in path globbing.
+ * The pattern is compiled once into a Thompson NFA and keys are matched by stepping the set of
+ * live states one code point at a time: O(key length × pattern length) with no backtracking,
+ * whatever the pattern. Alternatives are states, not expanded strings, so `{a,b}{c,d}...`
+ * grows linearly.
+ */
+export interface GlobOptions {
+  /** A single character, e.g. "." for `app.config.db.host` or "/" or ":". */
+  readonly separator?: string;
+}
+
+export interface GlobMatcher {
+  matches(key: string): boolean;
+  /** Every matching key starts with this; lets the store skip keys without matching. */
+  readonly literalPrefix: string;
+}
+
+export function compileGlob(pattern: string, options: GlobOptions = {}): GlobMatcher {
+  if (pattern.length > MAX_GLOB_PATTERN_LENGTH) {
+    throw new KvError("INVALID", `pattern is longer than ${MAX_GLOB_PATTERN_LENGTH} characters`);
+  }
+  const separator = separatorCodePoint(options.separator);
+  const sequence = new GlobParser(pattern).parse();
+  return new NfaMatcher(compileProgram(sequence, separator), literalPrefixOf(sequence));
+}
+
+function separatorCodePoint(separator: string | undefined): number | undefined {
+  if (separator === undefined) return undefined;
+  const codePoints = [...separator];
+  if (codePoints.length !== 1) throw new KvError("INVALID", "separator must be exactly one character");
+  return separator.codePointAt(0);
+}
+
+// ---- Syntax tree -------------------------------------------------------------------------
+
+type GlobNode =
+  | { readonly kind: "literal"; readonly codePoint: number }
+  | { readonly kind: "run"; readonly crossesSeparator: boolean }
+  | { readonly kind: "one" }
+  | { readonly kind: "class"; readonly ranges: readonly CodePointRange[]; readonly negated: boolean }
+  | { readonly kind: "alternatives"; readonly branches: readonly GlobSequence[] };
+
+type GlobSequence = readonly GlobNode[];
+
+interface CodePointRange {
+  readonly first: number;
+  readonly last: number;
+}
+
+function malformed(message: string): KvError {
+  return new KvError("INVALID", `malformed glob pattern: ${message}`);
+}
+
+/** Recursive descent over code points; recursion only enters braces, bounded by MAX_GLOB_BRACE_DEPTH. */
+class GlobParser {
+  private readonly codePoints: readonly number[];
+  private position = 0;
+
+  constructor(pattern: string) {
+    this.codePoints = Array.from(pattern, (character) => character.codePointAt(0) as number);
+  }
+
+  parse(): GlobSequence {
+    const sequence = this.parseSequence(0);
+    // Outside braces `}` and `,` are ordinary characters, so the top level reads to the end.
+    return sequence;
+  }
+
+  private peek(): number | undefined {
+    return this.codePoints[this.position];
+  }
+
+  private next(): number {
+    const codePoint = this.codePoints[this.position];
+    if (codePoint === undefined) throw malformed("unexpected end");
+    this.position += 1;
+    return codePoint;
+  }
+
+  private parseSequence(braceDepth: number): GlobSequence {
+    const nodes: GlobNode[] = [];
+    for (let codePoint = this.peek(); codePoint !== undefined; codePoint = this.peek()) {
+      if (braceDepth > 0 && (codePoint === COMMA || codePoint === CLOSE_BRACE)) break;
+      nodes.push(this.parseNode(braceDepth));
+    }
+    return nodes;
+  }
+
+  private parseNode(braceDepth: number): GlobNode {
+    const codePoint = this.next();
+    switch (codePoint) {
+      case STAR:
+        return this.parseRun();
+      case QUESTION:
+        return { kind: "one" };
+      case OPEN_BRACKET:
+        return this.parseClass();
+      case OPEN_BRACE:
+        return this.parseAlternatives(braceDepth + 1);
+      case BACKSLASH:
+        return { kind: "literal", codePoint: this.escaped() };
+      default:
+        return { kind: "literal", codePoint };
+    }
+  }
+
+  private escaped(): number {
+    if (this.peek() === undefined) throw malformed("trailing backslash");
+    return this.next();
+  }
+
+  /** `*` then any further stars: two or more form `**`. */
+  private parseRun(): GlobNode {
+    let crossesSeparator = false;
+    while (this.peek() === STAR) {
+      this.position += 1;
+      crossesSeparator = true;
+    }
+    return { kind: "run", crossesSeparator };
+  }
+
+  /** After `[`: optional `!`/`^`, then items; a `]` right at the start is a literal. */
+  private parseClass(): GlobNode {
+    const negated = this.peek() === EXCLAMATION || this.peek() === CARET;
+    if (negated) this.position += 1;
+    const ranges: CodePointRange[] = [];
+    for (let first = true; first || this.peek() !== CLOSE_BRACKET; first = false) {
+      if (this.peek() === undefined) throw malformed("unclosed [");
+      ranges.push(this.parseClassItem());
+    }
+    this.position += 1;
+    return { kind: "class", ranges, negated };
+  }
+
+  private parseClassItem(): CodePointRange {
+    const first = this.classCharacter();
+    const isRange = this.peek() === HYPHEN && this.codePoints[this.position + 1] !== CLOSE_BRACKET;
+    if (!isRange || this.codePoints[this.position + 1] === undefined) return { first, last: first };
+    this.position += 1;
+    const last = this.classCharacter();
+    if (last < first) throw malformed("character range is reversed");
+    return { first, last };
+  }
+
+  private classCharacter(): number {
+    const codePoint = this.next();
+    return codePoint === BACKSLASH ? this.escaped() : codePoint;
+  }
+
+  /** After `{`: comma-separated sequences up to the matching `}`. */
+  private parseAlternatives(braceDepth: number): GlobNode {
+    if (braceDepth > MAX_GLOB_BRACE_DEPTH) throw malformed(`braces nested deeper than ${MAX_GLOB_BRACE_DEPTH}`);
+    const branches: GlobSequence[] = [this.parseSequence(braceDepth)];
+    for (;;) {
+      const delimiter = this.peek();
+      if (delimiter === undefined) throw malformed("unclosed {");
+      this.position += 1;
+      if (delimiter === CLOSE_BRACE) return { kind: "alternatives", branches };
+      branches.push(this.parseSequence(braceDepth));
+    }
+  }
+}
+
+const STAR = 0x2a;
+const QUESTION = 0x3f;
+const OPEN_BRACKET = 0x5b;
+const CLOSE_BRACKET = 0x5d;
+const OPEN_BRACE = 0x7b;
+const CLOSE_BRACE = 0x7d;
+const COMMA = 0x2c;
+const BACKSLASH = 0x5c;
+const EXCLAMATION = 0x21;
+const CARET = 0x5e;
+const HYPHEN = 0x2d;
+
+function literalPrefixOf(sequence: GlobSequence): string {
+  const codePoints: number[] = [];
+  for (const node of sequence) {
+    if (node.kind !== "literal") break;
+    codePoints.push(node.codePoint);
+  }
+  return String.fromCodePoint(...codePoints);
+}
+
+// ---- NFA ---------------------------------------------------------------------------------
+
+/**
+ * Program of a Thompson NFA. `test` states consume one code point and go to `next`; `split`
+ * states fork to `next` and `alternative` without consuming; `match` accepts.
+ */
+type Instruction =
+  | { kind: "test"; readonly accepts: (codePoint: number) => boolean; next: number }
+  | { kind: "split"; next: number; alternative: number }
+  | { kind: "jump"; next: number }
+  | { kind: "match" };
+
+class ProgramBuilder {
+  readonly instructions: Instruction[] = [];
+
+  constructor(private readonly separator: number | undefined) {}
+
+  /** Emits `sequence` so that it continues at the instruction emitted after it. */
+  sequence(nodes: GlobSequence): void {
+    for (const node of nodes) this.node(node);
+  }
+
+  private node(node: GlobNode): void {
+    switch (node.kind) {
+      case "literal":
+        return this.test((codePoint) => codePoint === node.codePoint);
+      case "one":
+        return this.test(this.notSeparator(() => true));
+      case "class":
+        return this.test(this.notSeparator(classPredicate(node.ranges, node.negated)));
+      case "run":
+        return this.run(node.crossesSeparator ? () => true : this.notSeparator(() => true));
+      case "alternatives":
+        return this.alternatives(node.branches);
+    }
+  }
+
+  private notSeparator(accepts: (codePoint: number) => boolean): (codePoint: number) => boolean {
+    const separator = this.separator;
+    if (separator === undefined) return accepts;
+    return (codePoint) => codePoint !== separator && accepts(codePoint);
+  }
+
+  private test(accepts: (codePoint: number) => boolean): void {
+    this.instructions.push({ kind: "test", accepts, next: this.instructions.length + 1 });
+  }
+
+  /** loop: split(body, exit); body: test -> loop; exit: ... */
+  private run(accepts: (codePoint: number) => boolean): void {
+    const loop = this.instructions.length;
+    this.instructions.push({ kind: "split", next: loop + 1, alternative: loop + 2 });
+    this.instructions.push({ kind: "test", accepts, next: loop });
+  }
+
+  /** split(branch 1, split(branch 2, ...)); every branch but the last jumps to the end. */
+  private alternatives(branches: readonly GlobSequence[]): void {
+    const jumpsToEnd: { kind: "jump"; next: number }[] = [];
+    branches.forEach((branch, index) => {
+      const isLast = index === branches.length - 1;
+      const split = isLast ? undefined : this.push({ kind: "split", next: 0, alternative: 0 });
+      if (split !== undefined) split.next = this.instructions.length;
+      this.sequence(branch);
+      if (isLast) return;
+      jumpsToEnd.push(this.push({ kind: "jump", next: 0 }));
+      if (split !== undefined) split.alternative = this.instructions.length;
+    });
+    for (const jump of jumpsToEnd) jump.next = this.instructions.length;
+  }
+
+  private push<T extends Instruction>(instruction: T): T {
+    this.instructions.push(instruction);
+    return instruction;
+  }
+}
+
+function classPredicate(ranges: readonly CodePointRange[], negated: boolean): (codePoint: number) => boolean {
+  return (codePoint) => ranges.some((range) => codePoint >= range.first && codePoint <= range.last) !== negated;
+}
+
+function compileProgram(sequence: GlobSequence, separator: number | undefined): readonly Instruction[] {
+  const builder = new ProgramBuilder(separator);
+  builder.sequence(sequence);
+  builder.instructions.push({ kind: "match" });
+  return builder.instructions;
+}
+
+/** Pike-style simulation: the live states after each code point, deduplicated by generation marks. */
+class NfaMatcher implements GlobMatcher {
+  private readonly marks: Uint32Array;
+  private generation = 0;
+
+  constructor(
+    private readonly program: readonly Instruction[],
+    readonly literalPrefix: string,
+  ) {
+    this.marks = new Uint32Array(program.length);
+  }
+
+  matches(key: string): boolean {
+    if (!key.startsWith(this.literalPrefix)) return false;
+    let states = this.closure([0]);
+    for (const character of key) {
+      const codePoint = character.codePointAt(0) as number;
+      const targets: number[] = [];
+      for (const state of states) {
+        const instruction = this.program[state];
+        if (instruction?.kind === "test" && instruction.accepts(codePoint)) targets.push(instruction.next);
+      }
+      if (targets.length === 0) return false;
+      states = this.closure(targets);
+    }
+    return states.some((state) => this.program[state]?.kind === "match");
+  }
+
+  /** The consuming and match states reachable from `starts` through splits and jumps. */
+  private closure(starts: readonly number[]): number[] {
+    this.nextGeneration();
+    const result: number[] = [];
+    const pending = [...starts];
+    for (let state = pending.pop(); state !== undefined; state = pending.pop()) {
+      if (this.marks[state] === this.generation) continue;
+      this.marks[state] = this.generation;
+      const instruction = this.program[state];
+      if (instruction === undefined) continue;
+      if (instruction.kind === "split") pending.push(instruction.alternative, instruction.next);
+      else if (instruction.kind === "jump") pending.push(instruction.next);
+      else result.push(state);
+    }
+    return result;
+  }
+
+  private nextGeneration(): void {
+    this.generation += 1;
+    if (this.generation === 0xffffffff) {
+      this.marks.fill(0);
+      this.generation = 1;
+    }
+  }
+}
