@@ -65,7 +65,8 @@ export function decodeEntry(record: Uint8Array, index: number): LogEntry {
       return { index, term, kind: "noop" };
     case "command":
       if (!(payload instanceof Uint8Array)) throw corrupt(what, "command data is not bytes");
-      return { index, term, kind: "command", data: payload };
+      // A plain view, not the codec's Buffer subclass: entries compare equal wherever they came from.
+      return { index, term, kind: "command", data: new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength) };
     case "membership":
       return { index, term, kind: "membership", membership: membershipFromFields(payload, what) };
     default:
