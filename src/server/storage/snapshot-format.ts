@@ -127,7 +127,7 @@ export async function* readVerifiedData(path: string): AsyncGenerator<Uint8Array
       const chunk = await readExactly(file, path, position, Math.min(READ_CHUNK_BYTES, dataEnd - position));
       checksum = crc32(chunk, checksum);
       position += chunk.length;
-      yield chunk;
+      yield new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     }
     const trailer = await readExactly(file, path, dataEnd, TRAILER_BYTES);
     if (trailer.readUInt32BE(0) !== checksum) {

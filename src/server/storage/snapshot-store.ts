@@ -44,7 +44,7 @@ class StoredSnapshot implements SnapshotFile {
 
   readChunkSync(offset: number, maxBytes: number): Uint8Array {
     assert(offset >= 0 && offset <= this.metadata.sizeBytes, `snapshot chunk offset ${offset} out of range`);
-    const chunk = Buffer.alloc(Math.min(maxBytes, this.metadata.sizeBytes - offset));
+    const chunk = new Uint8Array(Math.min(maxBytes, this.metadata.sizeBytes - offset));
     // Opened per call: a follower may take minutes to catch up, and a held descriptor would
     // pin a pruned file; a chunk is large enough that the open costs little.
     const descriptor = openSync(this.path, "r");
