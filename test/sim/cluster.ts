@@ -1,0 +1,512 @@
+import { createHash } from "node:crypto";
+import { MemoryStorage, type MemoryStorageInitial } from "../../src/raft/memory-storage.js";
+import { RaftNode, defaultRaftConfig } from "../../src/raft/node.js";
+import { RaftError } from "../../src/raft/types.js";
+import type { Membership, MembershipChange, Message, NodeId, ReadState, Ready, Role, SnapshotChunk } from "../../src/raft/types.js";
+import { ClientHistory, SafetyChecker, SafetyViolation } from "./checker.js";
+import { EventQueue, SimulatedClock } from "./clock.js";
+import { SimulatedNetwork } from "./network.js";
+import type { Random } from "./random.js";
+import { RegisterMachine, encodeWrite, type WriteCommand } from "./register-machine.js";
+
+/** Timing, limits and fault rates of one simulated cluster. */
+export interface ClusterConfig {
+  /** Simulated time between two ticks of a node (each node drifts by up to 1 ms from it). */
+  readonly tickIntervalMs: number;
+  readonly electionTimeoutTicks: number;
+  readonly heartbeatIntervalTicks: number;
+  /** A node snapshots its state machine once this many applied entries sit in its log. */
+  readonly compactionThresholdEntries: number;
+  /** Small, so that a snapshot travels in several chunks. */
+  readonly maxSnapshotChunkBytes: number;
+  readonly maxEntriesBytesPerMessage: number;
+  /** Chance that a node crashes while handling a Ready (before persisting, after persisting, or after sending). */
+  readonly crashDuringReadyProbability: number;
+  /** A removed node shuts itself down this long after applying its removal. */
+  readonly removedNodeShutdownDelayMs: number;
+  readonly logMatchingCheckIntervalMs: number;
+  readonly maxPendingEvents: number;
+  readonly maxInFlightMessages: number;
+  /** Client requests waiting on one node; past it the simulated client gives up (BUSY). */
+  readonly maxPendingRequestsPerNode: number;
+  /** Ready batches handled for one input before the core is declared stuck in a loop. */
+  readonly maxReadyBatchesPerInput: number;
+  readonly traceLines: number;
+}
+
+export const DEFAULT_CLUSTER_CONFIG: ClusterConfig = {
+  tickIntervalMs: 10,
+  electionTimeoutTicks: 10,
+  heartbeatIntervalTicks: 1,
+  compactionThresholdEntries: 16,
+  maxSnapshotChunkBytes: 64,
+  maxEntriesBytesPerMessage: 256,
+  crashDuringReadyProbability: 0,
+  removedNodeShutdownDelayMs: 200,
+  logMatchingCheckIntervalMs: 50,
+  maxPendingEvents: 200_000,
+  maxInFlightMessages: 20_000,
+  maxPendingRequestsPerNode: 1_000,
+  maxReadyBatchesPerInput: 1_000,
+  traceLines: 400,
+};
+
+export interface NodeSetup {
+  readonly id: NodeId;
+  /** Preloaded durable state (default: an empty log under the cluster's initial membership). */
+  readonly initial?: MemoryStorageInitial;
+  /** False to create the node crashed, for a scripted scenario to restart later. */
+  readonly up?: boolean;
+}
+
+interface PendingWrite extends WriteCommand {
+  readonly term: number;
+}
+
+type CrashPoint = "before persist" | "after persist" | "after send";
+const CRASH_POINTS: readonly CrashPoint[] = ["before persist", "after persist", "after send"];
+
+/** One simulated server: its durable storage survives crashes, everything else is volatile. */
+export class SimulatedNode {
+  raft: RaftNode | null = null;
+  machine: RegisterMachine;
+  /** Bumped on every crash, so that timers of a dead incarnation do nothing. */
+  incarnation = 0;
+  removed = false;
+  role: Role = "follower";
+  term = 0;
+  incomingSnapshot: { readonly index: number; readonly term: number; readonly bytes: Uint8Array; received: number } | null = null;
+  readonly pendingWrites = new Map<number, PendingWrite>();
+  readonly pendingReads = new Map<number, string>();
+  confirmedReads: ReadState[] = [];
+
+  constructor(
+    readonly id: NodeId,
+    readonly storage: MemoryStorage,
+    readonly random: Random,
+    readonly tickIntervalMs: number,
+  ) {
+    this.machine = restoreMachine(storage);
+  }
+
+  get up(): boolean {
+    return this.raft !== null;
+  }
+
+  /** The core's status; the node must be up. */
+  status(): ReturnType<RaftNode["status"]> {
+    if (this.raft === null) throw new RangeError(`${this.id} is down`);
+    return this.raft.status();
+  }
+}
+
+export interface ClusterStatistics {
+  crashes: number;
+  restarts: number;
+  leadersElected: number;
+  snapshotsCreated: number;
+  snapshotsInstalled: number;
+  membershipChanges: number;
+}
+
+/**
+ * A whole Raft cluster in one process, driven by simulated time. It is the Ready-contract
+ * driver (persist, send, apply, serve reads, advance) and reports everything it sees to the
+ * safety checker, which throws at the first violation.
+ */
+export class SimulatedCluster {
+  readonly clock = new SimulatedClock();
+  readonly queue: EventQueue;
+  readonly network: SimulatedNetwork;
+  readonly checker = new SafetyChecker();
+  readonly history = new ClientHistory();
+  readonly nodes = new Map<NodeId, SimulatedNode>();
+  readonly statistics: ClusterStatistics = { crashes: 0, restarts: 0, leadersElected: 0, snapshotsCreated: 0, snapshotsInstalled: 0, membershipChanges: 0 };
+  /** Starts from the config; the heal phase sets it to 0 so that only liveness is measured. */
+  crashDuringReadyProbability: number;
+  private readonly acknowledgedOperations = new Set<number>();
+  private readonly traceBuffer: string[] = [];
+  private nextOperationId = 1;
+  private nextReadId = 1;
+
+  constructor(
+    readonly config: ClusterConfig,
+    private readonly random: Random,
+    membership: Membership,
+    setups: readonly NodeSetup[],
+    private readonly onTrace: ((line: string) => void) | null = null,
+  ) {
+    this.crashDuringReadyProbability = config.crashDuringReadyProbability;
+    this.queue = new EventQueue(this.clock, config.maxPendingEvents);
+    this.network = new SimulatedNetwork(this.queue, random.fork(), (message) => this.deliver(message), config.maxInFlightMessages);
+    for (const setup of setups) {
+      this.addNode(setup.id, setup.initial ?? { membership });
+      if (setup.up !== false) this.restart(setup.id);
+    }
+    this.scheduleLogMatchingChecks();
+  }
+
+  /** Creates a node with an empty or preloaded disk, down until `restart`. */
+  addNode(id: NodeId, initial: MemoryStorageInitial): SimulatedNode {
+    if (this.nodes.has(id)) throw new RangeError(`node ${id} exists`);
+    const drift = this.random.integer(-1, 2);
+    const node = new SimulatedNode(id, new MemoryStorage(initial), this.random.fork(), this.config.tickIntervalMs + drift);
+    this.nodes.set(id, node);
+    return node;
+  }
+
+  node(id: NodeId): SimulatedNode {
+    const node = this.nodes.get(id);
+    if (node === undefined) throw new RangeError(`no node ${id}`);
+    return node;
+  }
+
+  /** The up node that believes it leads the highest term, if any. */
+  leader(): SimulatedNode | undefined {
+    let best: SimulatedNode | undefined;
+    for (const node of this.nodes.values()) {
+      if (node.up && node.role === "leader" && (best === undefined || node.term > best.term)) best = node;
+    }
+    return best;
+  }
+
+  upNodes(): SimulatedNode[] {
+    return [...this.nodes.values()].filter((node) => node.up);
+  }
+
+  trace(text: string): void {
+    const line = `[${this.clock.nowMs}ms] ${text}`;
+    this.traceBuffer.push(line);
+    if (this.traceBuffer.length > this.config.traceLines) this.traceBuffer.shift();
+    this.onTrace?.(line);
+  }
+
+  recentTrace(): readonly string[] {
+    return this.traceBuffer;
+  }
+
+  runFor(durationMs: number): void {
+    this.queue.runUntil(this.clock.nowMs + durationMs);
+  }
+
+  /** Runs until `condition` holds (checked every tick interval); false if `maxDurationMs` passed first. */
+  runUntil(condition: () => boolean, maxDurationMs: number): boolean {
+    const deadlineMs = this.clock.nowMs + maxDurationMs;
+    while (!condition()) {
+      if (this.clock.nowMs >= deadlineMs) return false;
+      this.runFor(Math.min(this.config.tickIntervalMs, deadlineMs - this.clock.nowMs));
+    }
+    return true;
+  }
+
+  crash(id: NodeId, reason = "crash"): void {
+    const node = this.node(id);
+    if (!node.up) return;
+    node.raft = null;
+    node.incarnation++;
+    node.role = "follower";
+    node.incomingSnapshot = null;
+    node.pendingWrites.clear();
+    for (const readId of node.pendingReads.keys()) this.history.failRead(readId);
+    node.pendingReads.clear();
+    node.confirmedReads = [];
+    this.statistics.crashes++;
+    this.trace(`${id} down (${reason})`);
+  }
+
+  /** Starts a node over its durable storage: a fresh core, and a state machine rebuilt from the snapshot. */
+  restart(id: NodeId): void {
+    const node = this.node(id);
+    if (node.up || node.removed) return;
+    const snapshot = node.storage.snapshotMetadata();
+    node.machine = restoreMachine(node.storage);
+    node.raft = new RaftNode(
+      defaultRaftConfig({
+        id,
+        storage: node.storage,
+        random: () => node.random.next(),
+        applied: snapshot.index,
+        electionTimeoutTicks: this.config.electionTimeoutTicks,
+        heartbeatIntervalTicks: this.config.heartbeatIntervalTicks,
+        maxSnapshotChunkBytes: this.config.maxSnapshotChunkBytes,
+        maxEntriesBytesPerMessage: this.config.maxEntriesBytesPerMessage,
+      }),
+    );
+    const status = node.raft.status();
+    node.role = status.role;
+    node.term = status.term;
+    this.statistics.restarts++;
+    this.trace(`${id} up (term ${status.term}, commit ${status.commit}, snapshot ${snapshot.index}, last ${node.storage.lastIndex()})`);
+    this.scheduleTicks(node);
+    this.drain(node);
+  }
+
+  /** A client write of `key` sent to `id`; returns its operation id, or null when refused. */
+  write(id: NodeId, key: string): number | null {
+    const node = this.node(id);
+    const raft = node.raft;
+    if (raft === null || node.pendingWrites.size >= this.config.maxPendingRequestsPerNode) return null;
+    const operationId = this.nextOperationId++;
+    const proposal = refusedAsNull(() => raft.propose([encodeWrite({ key, operationId })]));
+    if (proposal === null) return null;
+    node.pendingWrites.set(proposal.firstIndex, { key, operationId, term: proposal.term });
+    this.drain(node);
+    return operationId;
+  }
+
+  isAcknowledged(operationId: number): boolean {
+    return this.acknowledgedOperations.has(operationId);
+  }
+
+  /** A linearizable read of `key` sent to `id`; returns its read id, or null when refused. */
+  read(id: NodeId, key: string): number | null {
+    const node = this.node(id);
+    const raft = node.raft;
+    if (raft === null || node.pendingReads.size >= this.config.maxPendingRequestsPerNode) return null;
+    const readId = this.nextReadId++;
+    this.history.invokeRead(readId, key);
+    node.pendingReads.set(readId, key);
+    if (refusedAsNull(() => raft.readIndex(readId)) === null) {
+      node.pendingReads.delete(readId);
+      this.history.failRead(readId);
+      return null;
+    }
+    this.drain(node);
+    return readId;
+  }
+
+  proposeMembershipChange(id: NodeId, change: MembershipChange): boolean {
+    const node = this.node(id);
+    const raft = node.raft;
+    if (raft === null) return false;
+    const result = refusedAsNull(() => raft.proposeMembershipChange(change));
+    this.trace(`${id} proposes ${change.type} ${change.node}: ${result === null ? "refused" : `index ${result.index}`}`);
+    if (result === null) return false;
+    this.statistics.membershipChanges++;
+    this.drain(node);
+    return true;
+  }
+
+  transferLeadership(id: NodeId, to: NodeId): void {
+    const raft = this.node(id).raft;
+    if (raft === null) return;
+    this.trace(`${id} transfers leadership to ${to}`);
+    refusedAsNull(() => raft.transferLeadership(to));
+    this.drain(this.node(id));
+  }
+
+  campaign(id: NodeId): void {
+    const raft = this.node(id).raft;
+    if (raft === null) return;
+    this.trace(`${id} campaigns`);
+    refusedAsNull(() => raft.campaign());
+    this.drain(this.node(id));
+  }
+
+  /** Log matching over every node's durable log, up or down. */
+  checkLogMatching(): void {
+    this.checker.checkLogMatching(new Map([...this.nodes.values()].map((node) => [node.id, node.storage])));
+  }
+
+  private scheduleLogMatchingChecks(): void {
+    this.queue.after(this.config.logMatchingCheckIntervalMs, () => {
+      this.checkLogMatching();
+      this.scheduleLogMatchingChecks();
+    });
+  }
+
+  private scheduleTicks(node: SimulatedNode): void {
+    const incarnation = node.incarnation;
+    const tick = (): void => {
+      if (node.incarnation !== incarnation || node.raft === null) return;
+      node.raft.tick();
+      this.drain(node);
+      this.queue.after(node.tickIntervalMs, tick);
+    };
+    this.queue.after(node.random.integer(1, node.tickIntervalMs + 1), tick);
+  }
+
+  private deliver(message: Message): void {
+    const node = this.nodes.get(message.to);
+    if (node?.raft == null) return;
+    node.raft.step(message);
+    this.drain(node);
+  }
+
+  /** Handles Ready batches until the core has nothing more for now. */
+  private drain(node: SimulatedNode): void {
+    for (let batch = 0; node.raft?.hasReady() === true; batch++) {
+      if (batch >= this.config.maxReadyBatchesPerInput) {
+        throw new SafetyViolation("driver contract", `${node.id} still has a Ready after ${batch} batches for one input`);
+      }
+      this.handleReady(node, node.raft);
+    }
+  }
+
+  /** The Ready contract of src/raft/types.ts, step by step, with a possible crash between steps. */
+  private handleReady(node: SimulatedNode, raft: RaftNode): void {
+    const ready = raft.ready();
+    const crashPoint = this.random.chance(this.crashDuringReadyProbability) ? this.random.pick(CRASH_POINTS) : null;
+    if (crashPoint === "before persist") return this.crash(node.id, `crash ${crashPoint}`);
+    this.persist(node, ready);
+    if (crashPoint === "after persist") return this.crash(node.id, `crash ${crashPoint}`);
+    for (const message of ready.messages) this.network.send(message);
+    if (crashPoint === "after send") return this.crash(node.id, `crash ${crashPoint}`);
+    const removed = this.apply(node, ready);
+    this.serveReads(node, ready);
+    raft.advance();
+    this.observe(node, raft);
+    this.compactIfDue(node);
+    if (removed) this.scheduleShutdown(node);
+  }
+
+  private persist(node: SimulatedNode, ready: Ready): void {
+    for (const chunk of ready.snapshotChunks) this.receiveChunk(node, chunk);
+    if (ready.snapshot !== undefined) {
+      const incoming = node.incomingSnapshot;
+      const { index, term, sizeBytes } = ready.snapshot;
+      if (incoming === null || incoming.index !== index || incoming.term !== term || incoming.received !== sizeBytes) {
+        throw new SafetyViolation("driver contract", `${node.id} is told to install snapshot ${index}/${term} it has not fully received`);
+      }
+      this.checker.observeSnapshot(node.id, index, term, digestBytes(incoming.bytes));
+      node.storage.applySnapshot(ready.snapshot, incoming.bytes);
+      node.incomingSnapshot = null;
+      this.statistics.snapshotsInstalled++;
+      this.trace(`${node.id} installs snapshot ${index}/${term}`);
+    }
+    if (ready.entries.length > 0) {
+      this.checker.observeAppend(node.id, ready.entries);
+      node.storage.append(ready.entries);
+    }
+    if (ready.hardState !== undefined) node.storage.setHardState(ready.hardState);
+  }
+
+  /** Snapshot chunks go to a temporary place (volatile here: a restarted node starts over). */
+  private receiveChunk(node: SimulatedNode, chunk: SnapshotChunk): void {
+    const { index, term, sizeBytes } = chunk.metadata;
+    if (chunk.offset === 0) node.incomingSnapshot = { index, term, bytes: new Uint8Array(sizeBytes), received: 0 };
+    const incoming = node.incomingSnapshot;
+    const end = chunk.offset + chunk.data.byteLength;
+    if (incoming === null || incoming.index !== index || incoming.term !== term || chunk.offset > incoming.received || end > sizeBytes) {
+      throw new SafetyViolation("driver contract", `${node.id} got chunk [${chunk.offset}, ${end}) of snapshot ${index}/${term} out of sequence`);
+    }
+    incoming.bytes.set(chunk.data, chunk.offset);
+    incoming.received = Math.max(incoming.received, end);
+  }
+
+  /** Applies the Ready's snapshot and committed entries; true when this node applied its own removal. */
+  private apply(node: SimulatedNode, ready: Ready): boolean {
+    if (ready.snapshot !== undefined) {
+      if (ready.snapshot.index < node.machine.appliedIndex) {
+        throw new SafetyViolation("driver contract", `${node.id} is told to install snapshot ${ready.snapshot.index} behind applied ${node.machine.appliedIndex}`);
+      }
+      node.machine = restoreMachine(node.storage);
+      for (const index of node.pendingWrites.keys()) if (index <= ready.snapshot.index) node.pendingWrites.delete(index);
+    }
+    let removed = false;
+    // The current term, not the last observed one: a lower term would make the leader-completeness check too strict.
+    const term = ready.committedEntries.length > 0 ? (node.raft?.status().term ?? node.term) : node.term;
+    for (const entry of ready.committedEntries) {
+      this.checker.observeApply(node.id, term, entry, node.machine.appliedIndex);
+      const wasMember = isMember(node.machine.membership, node.id);
+      const write = node.machine.apply(entry);
+      if (wasMember && !isMember(node.machine.membership, node.id)) removed = true;
+      this.acknowledge(node, entry.index, entry.term, write);
+    }
+    return removed;
+  }
+
+  /** The proposing node's client learns the outcome once the entry it got is applied. */
+  private acknowledge(node: SimulatedNode, index: number, term: number, write: WriteCommand | null): void {
+    const pending = node.pendingWrites.get(index);
+    if (pending === undefined) return;
+    node.pendingWrites.delete(index);
+    if (pending.term !== term) return; // overwritten before commit: never acknowledged
+    if (write?.operationId !== pending.operationId) {
+      throw new SafetyViolation("lost write", `${node.id} applied index ${index} term ${term} but it is not write ${pending.operationId}`);
+    }
+    this.acknowledgedOperations.add(pending.operationId);
+    this.history.acknowledgeWrite(pending.key, index);
+  }
+
+  private serveReads(node: SimulatedNode, ready: Ready): void {
+    node.confirmedReads.push(...ready.readStates);
+    const waiting: ReadState[] = [];
+    for (const readState of node.confirmedReads) {
+      if (readState.index > node.machine.appliedIndex) {
+        waiting.push(readState);
+        continue;
+      }
+      const key = node.pendingReads.get(readState.context);
+      if (key === undefined) continue;
+      node.pendingReads.delete(readState.context);
+      this.history.completeRead(readState.context, node.id, node.machine.read(key));
+    }
+    node.confirmedReads = waiting;
+    for (const readId of ready.droppedReads) {
+      node.pendingReads.delete(readId);
+      this.history.failRead(readId);
+    }
+  }
+
+  private observe(node: SimulatedNode, raft: RaftNode): void {
+    const status = raft.status();
+    if (status.role === "leader" && (node.role !== "leader" || node.term !== status.term)) {
+      this.statistics.leadersElected++;
+      this.trace(`${node.id} leads term ${status.term} (last ${node.storage.lastIndex()}, commit ${status.commit})`);
+      this.checker.observeLeader(node.id, status.term, node.storage);
+    }
+    node.role = status.role;
+    node.term = status.term;
+    if (status.commit > node.storage.lastIndex()) {
+      throw new SafetyViolation("driver contract", `${node.id} commit ${status.commit} is beyond its persisted log ${node.storage.lastIndex()}`);
+    }
+    this.checker.observeCommit(node.id, status.term, status.commit, node.storage);
+  }
+
+  /** Local compaction at the applied index, with a low threshold so that followers often need InstallSnapshot. */
+  private compactIfDue(node: SimulatedNode): void {
+    const applied = node.machine.appliedIndex;
+    if (applied - node.storage.firstIndex() + 1 < this.config.compactionThresholdEntries) return;
+    const term = node.storage.term(applied);
+    if (term === undefined) throw new SafetyViolation("driver contract", `${node.id} applied ${applied} which is not in its log`);
+    const data = node.machine.snapshotData();
+    this.checker.observeSnapshot(node.id, applied, term, digestBytes(data));
+    node.storage.createSnapshot({ index: applied, term, membership: node.machine.membership, sizeBytes: data.byteLength }, data);
+    this.statistics.snapshotsCreated++;
+  }
+
+  /** Like a real server, a removed node stops by itself a little later (after telling the others what it knows). */
+  private scheduleShutdown(node: SimulatedNode): void {
+    const incarnation = node.incarnation;
+    this.trace(`${node.id} applied its own removal`);
+    this.queue.after(this.config.removedNodeShutdownDelayMs, () => {
+      if (node.incarnation !== incarnation) return;
+      this.crash(node.id, "removed from the cluster");
+      node.removed = true;
+    });
+  }
+}
+
+function restoreMachine(storage: MemoryStorage): RegisterMachine {
+  const snapshot = storage.snapshotMetadata();
+  return RegisterMachine.restore(storage.snapshotData(), snapshot.index, snapshot.membership);
+}
+
+function isMember(membership: Membership, id: NodeId): boolean {
+  return membership.voters.includes(id) || membership.learners.includes(id);
+}
+
+function digestBytes(data: Uint8Array): string {
+  return createHash("sha256").update(data).digest("hex");
+}
+
+/** Runs a client call on the core; a consensus refusal (RaftError) becomes null, anything else is a bug and propagates. */
+function refusedAsNull<T>(call: () => T): T | null {
+  try {
+    return call();
+  } catch (error) {
+    if (error instanceof RaftError) return null;
+    throw error;
+  }
+}

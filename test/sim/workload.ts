@@ -1,0 +1,261 @@
+import type { Membership, NodeId } from "../../src/raft/types.js";
+import { SafetyViolation } from "./checker.js";
+import { DEFAULT_CLUSTER_CONFIG, SimulatedCluster, type ClusterConfig, type SimulatedNode } from "./cluster.js";
+import { RELIABLE_NETWORK, type NetworkFaults } from "./network.js";
+import { Random } from "./random.js";
+
+/** What one seed chose: cluster size, network quality, how long the faults last. */
+export interface RunProfile {
+  readonly voters: 3 | 5;
+  readonly faults: NetworkFaults;
+  readonly faultPhaseMs: number;
+  readonly crashDuringReadyProbability: number;
+}
+
+export interface RunReport {
+  readonly seed: number;
+  readonly profile: RunProfile;
+  readonly simulatedMs: number;
+  readonly acknowledgedWrites: number;
+  readonly servedReads: number;
+  readonly failedReads: number;
+  readonly crashes: number;
+  readonly leadersElected: number;
+  readonly snapshotsInstalled: number;
+  readonly membershipChanges: number;
+  readonly messagesDelivered: number;
+}
+
+/** Workload and fault rates, per workload step. */
+const WORKLOAD_STEP_MS = 5;
+const KEYS = ["a", "b", "c", "d", "e"];
+const WRITE_PROBABILITY = 0.5;
+const READ_PROBABILITY = 0.3;
+const CRASH_PROBABILITY = 0.004;
+const PARTITION_PROBABILITY = 0.003;
+const ONE_WAY_LINK_PROBABILITY = 0.003;
+const HEAL_PROBABILITY = 0.004;
+const MEMBERSHIP_CHANGE_PROBABILITY = 0.004;
+const TRANSFER_PROBABILITY = 0.002;
+const CAMPAIGN_PROBABILITY = 0.001;
+const MIN_DOWNTIME_MS = 20;
+const MAX_DOWNTIME_MS = 1_500;
+const MIN_VOTERS = 3;
+
+/**
+ * After every fault heals, a leader must be elected and commit a write within this much simulated
+ * time (30 base election timeouts of 100 ms), and every member must catch up within as much again.
+ */
+export const LIVENESS_BOUND_MS = 3_000;
+
+export function chooseProfile(random: Random): RunProfile {
+  return {
+    voters: random.chance(0.5) ? 3 : 5,
+    faults: {
+      dropProbability: random.pick([0, 0.01, 0.05, 0.15]),
+      duplicateProbability: random.pick([0, 0.02, 0.1]),
+      minDelayMs: 1,
+      maxDelayMs: random.pick([2, 5, 15, 40]),
+      longDelayProbability: random.pick([0, 0.01, 0.05]),
+      longDelayMs: 300,
+    },
+    faultPhaseMs: random.integer(1_000, 4_000),
+    crashDuringReadyProbability: random.pick([0, 0.0005, 0.002]),
+  };
+}
+
+/**
+ * One fully deterministic run: a cluster under client traffic and random faults, then every
+ * fault healed, then liveness and convergence asserted. Throws SafetyViolation (or whatever the
+ * core throws) at the first problem; the same seed replays it exactly.
+ */
+export function runSeed(seed: number, onTrace: ((line: string) => void) | null = null): RunReport {
+  const random = new Random(seed);
+  const profile = chooseProfile(random);
+  const cluster = createCluster(random, profile, onTrace);
+  cluster.network.setFaults(profile.faults);
+  const workload = new RandomWorkload(cluster, random.fork(), profile.voters + 1);
+  workload.scheduleSteps(profile.faultPhaseMs);
+  cluster.runFor(profile.faultPhaseMs);
+  healEverything(cluster);
+  assertLiveness(cluster);
+  assertConvergence(cluster);
+  return report(seed, profile, cluster);
+}
+
+export function createCluster(random: Random, profile: RunProfile, onTrace: ((line: string) => void) | null): SimulatedCluster {
+  const ids = Array.from({ length: profile.voters }, (_, index) => `n${index + 1}`);
+  const membership: Membership = { voters: ids, learners: [], addresses: Object.fromEntries(ids.map((id) => [id, `sim://${id}`])) };
+  const config: ClusterConfig = { ...DEFAULT_CLUSTER_CONFIG, crashDuringReadyProbability: profile.crashDuringReadyProbability };
+  return new SimulatedCluster(config, random.fork(), membership, ids.map((id) => ({ id })), onTrace);
+}
+
+/** Restarts every crashed node that is still a member and makes the network reliable. */
+export function healEverything(cluster: SimulatedCluster): void {
+  cluster.trace("heal: network reliable, every node restarted");
+  cluster.network.heal();
+  cluster.network.setFaults(RELIABLE_NETWORK);
+  cluster.crashDuringReadyProbability = 0;
+  for (const node of cluster.nodes.values()) cluster.restart(node.id);
+}
+
+/** A leader is elected and commits a new write within the bound. */
+export function assertLiveness(cluster: SimulatedCluster): void {
+  let probe: { readonly node: SimulatedNode; readonly operationId: number } | null = null;
+  const committed = cluster.runUntil(() => {
+    if (probe !== null && cluster.isAcknowledged(probe.operationId)) return true;
+    if (probe === null || !hasPendingWrite(probe.node, probe.operationId)) {
+      // The previous probe was refused or its outcome is unknown (leader lost): ask the current leader.
+      const leader = cluster.leader();
+      const operationId = leader === undefined ? null : cluster.write(leader.id, "liveness");
+      probe = leader === undefined || operationId === null ? null : { node: leader, operationId };
+    }
+    return false;
+  }, LIVENESS_BOUND_MS);
+  if (!committed) {
+    throw new SafetyViolation("liveness", `no leader committed a write within ${LIVENESS_BOUND_MS} ms after every fault healed`);
+  }
+}
+
+function hasPendingWrite(node: SimulatedNode, operationId: number): boolean {
+  for (const write of node.pendingWrites.values()) if (write.operationId === operationId) return true;
+  return false;
+}
+
+/** Every member catches up with the leader, holds the same state, and lost no acknowledged write. */
+export function assertConvergence(cluster: SimulatedCluster): void {
+  const leader = cluster.leader();
+  if (leader === undefined) throw new SafetyViolation("liveness", "leadership lost on a healed network");
+  const { commit, membership } = leader.status();
+  const members = [...membership.voters, ...membership.learners].map((id) => cluster.node(id));
+  const caughtUp = cluster.runUntil(() => members.every((node) => node.machine.appliedIndex >= commit), LIVENESS_BOUND_MS);
+  if (!caughtUp) {
+    const lagging = members.filter((node) => node.machine.appliedIndex < commit).map((node) => `${node.id}@${node.machine.appliedIndex}`);
+    throw new SafetyViolation("liveness", `members ${lagging.join(", ")} did not apply up to ${commit} within ${LIVENESS_BOUND_MS} ms`);
+  }
+  cluster.checkLogMatching();
+  for (const node of members) {
+    cluster.history.checkNoWriteLost(node.id, (key) => node.machine.read(key));
+  }
+}
+
+function report(seed: number, profile: RunProfile, cluster: SimulatedCluster): RunReport {
+  return {
+    seed,
+    profile,
+    simulatedMs: cluster.clock.nowMs,
+    acknowledgedWrites: cluster.history.acknowledgedWrites,
+    servedReads: cluster.history.servedReads,
+    failedReads: cluster.history.failedReads,
+    crashes: cluster.statistics.crashes,
+    leadersElected: cluster.statistics.leadersElected,
+    snapshotsInstalled: cluster.statistics.snapshotsInstalled,
+    membershipChanges: cluster.statistics.membershipChanges,
+    messagesDelivered: cluster.network.statistics.delivered,
+  };
+}
+
+/** Clients and the nemesis: each step may write, read, crash, partition, heal or reconfigure. */
+class RandomWorkload {
+  private nextNodeNumber: number;
+
+  constructor(
+    private readonly cluster: SimulatedCluster,
+    private readonly random: Random,
+    firstNewNodeNumber: number,
+  ) {
+    this.nextNodeNumber = firstNewNodeNumber;
+  }
+
+  scheduleSteps(durationMs: number): void {
+    const endMs = this.cluster.clock.nowMs + durationMs;
+    const step = (): void => {
+      if (this.cluster.clock.nowMs >= endMs) return;
+      this.step();
+      this.cluster.queue.after(WORKLOAD_STEP_MS, step);
+    };
+    this.cluster.queue.after(WORKLOAD_STEP_MS, step);
+  }
+
+  private step(): void {
+    const random = this.random;
+    if (random.chance(WRITE_PROBABILITY)) this.withTarget((node) => this.cluster.write(node.id, random.pick(KEYS)));
+    if (random.chance(READ_PROBABILITY)) this.withTarget((node) => this.cluster.read(node.id, random.pick(KEYS)));
+    if (random.chance(CRASH_PROBABILITY)) this.crashSomeone();
+    if (random.chance(PARTITION_PROBABILITY)) this.partition();
+    if (random.chance(ONE_WAY_LINK_PROBABILITY)) this.cutOneWay();
+    if (random.chance(HEAL_PROBABILITY)) this.heal();
+    if (random.chance(MEMBERSHIP_CHANGE_PROBABILITY)) this.changeMembership();
+    if (random.chance(TRANSFER_PROBABILITY)) this.transfer();
+    if (random.chance(CAMPAIGN_PROBABILITY)) this.withTarget((node) => this.cluster.campaign(node.id), false);
+  }
+
+  /** Clients mostly talk to the leader, sometimes to any node (followers forward reads; writes are refused). */
+  private withTarget(act: (node: SimulatedNode) => void, preferLeader = true): void {
+    const leader = this.cluster.leader();
+    const upNodes = this.cluster.upNodes();
+    const target = preferLeader && leader !== undefined && this.random.chance(0.7) ? leader : upNodes.length > 0 ? this.random.pick(upNodes) : undefined;
+    if (target !== undefined) act(target);
+  }
+
+  private crashSomeone(): void {
+    const upNodes = this.cluster.upNodes();
+    if (upNodes.length === 0) return;
+    const victim = this.random.pick(upNodes);
+    this.cluster.crash(victim.id);
+    const downtimeMs = this.random.integer(MIN_DOWNTIME_MS, MAX_DOWNTIME_MS);
+    this.cluster.queue.after(downtimeMs, () => this.cluster.restart(victim.id));
+  }
+
+  private partition(): void {
+    const ids = this.random.shuffled([...this.cluster.nodes.keys()]);
+    const cut = this.random.integer(1, ids.length);
+    this.cluster.network.partition([ids.slice(0, cut), ids.slice(cut)]);
+    this.cluster.trace(`partition [${ids.slice(0, cut).join(",")}] | [${ids.slice(cut).join(",")}]`);
+  }
+
+  private cutOneWay(): void {
+    const ids = [...this.cluster.nodes.keys()];
+    const from = this.random.pick(ids);
+    const to = this.random.pick(ids.filter((id) => id !== from));
+    this.cluster.network.blockLink(from, to);
+    this.cluster.trace(`one-way cut ${from} -> ${to}`);
+  }
+
+  private heal(): void {
+    this.cluster.network.heal();
+    this.cluster.trace("network healed");
+  }
+
+  /** One single-server change at the leader: promote a learner, add a learner, or remove a voter (maybe the leader itself). */
+  private changeMembership(): void {
+    const leader = this.cluster.leader();
+    if (leader === undefined) return;
+    const { membership } = leader.status();
+    const learner = membership.learners[0];
+    if (learner !== undefined) {
+      this.cluster.proposeMembershipChange(leader.id, { type: "promote", node: learner });
+    } else if (membership.voters.length > MIN_VOTERS && this.random.chance(0.5)) {
+      this.cluster.proposeMembershipChange(leader.id, { type: "remove", node: this.random.pick(membership.voters) });
+    } else {
+      this.addLearner(leader);
+    }
+  }
+
+  private addLearner(leader: SimulatedNode): void {
+    const id: NodeId = `n${this.nextNodeNumber}`;
+    const change = { type: "addLearner", node: id, address: `sim://${id}` } as const;
+    if (!this.cluster.proposeMembershipChange(leader.id, change)) return;
+    this.nextNodeNumber++;
+    // A joining server starts with an empty disk and knows no configuration: the leader brings it up to date.
+    this.cluster.addNode(id, { membership: { voters: [], learners: [], addresses: {} } });
+    this.cluster.restart(id);
+  }
+
+  private transfer(): void {
+    const leader = this.cluster.leader();
+    if (leader === undefined) return;
+    const others = leader.status().membership.voters.filter((id) => id !== leader.id);
+    if (others.length > 0) this.cluster.transferLeadership(leader.id, this.random.pick(others));
+  }
+}
