@@ -13,6 +13,8 @@ const LONE_SURROGATE = /\p{Cs}/u;
 const RESERVED_PREFIX = "__";
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
+/** The codec writes every Int as a full int64: a type byte and eight bytes. */
+const INT_ENCODED_BYTES = 9;
 
 /** Validates a user key (see SPEC §3) and returns it; KEY_INVALID otherwise. */
 export function validateKey(key: unknown, limits: EngineLimits = DEFAULT_LIMITS): string {
@@ -71,7 +73,7 @@ function tooLarge(size: number, limits: EngineLimits): KvError {
 
 /**
  * One validation pass. Besides the shape it keeps a lower bound of the encoded size (every item
- * takes at least one byte, a string at least one byte per UTF-16 unit), so a value far over the
+ * takes at least one byte, an Int nine, a string at least one byte per UTF-16 unit), so a value far over the
  * size limit, or a small graph of shared arrays that would expand enormously, is refused before
  * anything is encoded.
  */
@@ -89,6 +91,7 @@ class ValueWalk {
         return value;
       case "bigint":
         if (value < INT64_MIN || value > INT64_MAX) throw invalid(`Int ${value} is outside signed 64-bit`);
+        this.count(INT_ENCODED_BYTES - 1);
         return value;
       case "string":
         return this.visitString(value);
