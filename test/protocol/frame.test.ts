@@ -175,6 +175,27 @@ describe("FrameDecoder", () => {
     expect(decoder.pendingBytes).toBe(0);
   });
 
+  it("holds only the bytes received of a frame that declares a large payload", () => {
+    const decoder = new FrameDecoder();
+    const header = Uint8Array.of(0x02, 0, 0, 0, 1, 0x03, 0xc0, 0, 0); // 60 MiB declared
+    const before = process.memoryUsage().arrayBuffers;
+    decoder.push(header, () => expect.unreachable("no frame"));
+    decoder.push(new Uint8Array(10), () => expect.unreachable("no frame"));
+    expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(MAX_FRAME_BYTES / 4);
+    expect(decoder.pendingBytes).toBe(FRAME_HEADER_BYTES + 10);
+  });
+
+  it("does not copy a payload that arrives in one chunk after a split header", () => {
+    const frame = encodeFrame(1, 1, Uint8Array.of(1, 2, 3));
+    const payloadChunk = frame.slice(FRAME_HEADER_BYTES);
+    const payloads: Uint8Array[] = [];
+    const decoder = new FrameDecoder();
+    for (const chunk of [frame.slice(0, 4), frame.slice(4, FRAME_HEADER_BYTES), payloadChunk]) {
+      decoder.push(chunk, (decoded) => payloads.push(decoded.payload));
+    }
+    expect(payloads.map((payload) => [payload.buffer === payloadChunk.buffer, [...payload]])).toEqual([[true, [1, 2, 3]]]);
+  });
+
   it("emits a frame that lies whole in one chunk as a view of it, without copying", () => {
     const stream = concat([encodeFrame(1, 1, Uint8Array.of(1, 2)), encodeFrame(1, 2, Uint8Array.of(3))]);
     const payloads: Uint8Array[] = [];

@@ -74,10 +74,11 @@ function readHeader(bytes: Uint8Array, offset: number): FrameHeader {
 /**
  * Incremental frame decoder, fed arbitrary chunks of a byte stream.
  *
- * Memory: a frame that lies whole inside one chunk is emitted as a view of that chunk (no
- * copy). Only a frame split across chunks is copied, once, into a buffer of its exact size,
- * allocated after its declared length has passed the limit check. So the decoder never holds
- * more than one partial frame, and an oversized length prefix costs nothing.
+ * Memory: a payload that arrives within one chunk is emitted as a view of that chunk (no
+ * copy). A payload split across chunks is gathered as views and copied once, when complete,
+ * into a buffer of its exact size. So the decoder holds at most one partial frame, what it
+ * holds is what was actually received (a peer that declares 64 MiB and sends 10 bytes costs
+ * 10 bytes), and an oversized length prefix is refused before anything is allocated.
  *
  * After a FrameTooLargeError the stream is out of sync for good: the decoder stays failed.
  */
@@ -86,7 +87,7 @@ export class FrameDecoder {
   private readonly headerBytes = new Uint8Array(FRAME_HEADER_BYTES);
   private headerFilled = 0;
   private header: FrameHeader | null = null;
-  private payload: Uint8Array | null = null;
+  private payloadParts: Uint8Array[] = [];
   private payloadFilled = 0;
   private failure: FrameTooLargeError | null = null;
 
@@ -148,20 +149,18 @@ export class FrameDecoder {
       return;
     }
     this.header = header;
-    this.payload = new Uint8Array(header.payloadBytes);
-    this.payloadFilled = 0;
   }
 
   private consumePayload(chunk: Uint8Array, offset: number, onFrame: (frame: Frame) => void): number {
     const header = this.header;
-    const payload = this.payload;
-    assert(header !== null && payload !== null, "payload state without a header");
-    const take = Math.min(payload.length - this.payloadFilled, chunk.length - offset);
-    payload.set(chunk.subarray(offset, offset + take), this.payloadFilled);
+    assert(header !== null, "payload state without a header");
+    const take = Math.min(header.payloadBytes - this.payloadFilled, chunk.length - offset);
+    this.payloadParts.push(chunk.subarray(offset, offset + take));
     this.payloadFilled += take;
-    if (this.payloadFilled === payload.length) {
+    if (this.payloadFilled === header.payloadBytes) {
+      const payload = joinParts(this.payloadParts, header.payloadBytes);
       this.header = null;
-      this.payload = null;
+      this.payloadParts = [];
       this.payloadFilled = 0;
       onFrame({ kind: header.kind, requestId: header.requestId, payload });
     }
@@ -173,4 +172,16 @@ export class FrameDecoder {
     this.failure = new FrameTooLargeError(header.requestId, header.payloadBytes, this.maxFrameBytes);
     throw this.failure;
   }
+}
+
+function joinParts(parts: readonly Uint8Array[], totalBytes: number): Uint8Array {
+  const [first] = parts;
+  if (parts.length === 1 && first !== undefined) return first;
+  const joined = new Uint8Array(totalBytes);
+  let offset = 0;
+  for (const part of parts) {
+    joined.set(part, offset);
+    offset += part.length;
+  }
+  return joined;
 }
