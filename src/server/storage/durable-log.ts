@@ -114,7 +114,8 @@ export class DurableLog {
       const snapshotPoint = await readSnapshotPoint(db);
       const lastKeys = await db.keys({ ...ENTRY_KEY_RANGE, reverse: true, limit: 1 }).all();
       const lastKey = lastKeys[0];
-      const lastIndex = lastKey === undefined ? snapshotPoint.index : indexOfEntryKey(lastKey);
+      // An entry left below the snapshot point is reported by load(); here it must not lower the bound.
+      const lastIndex = Math.max(snapshotPoint.index, lastKey === undefined ? 0 : indexOfEntryKey(lastKey));
       return new DurableLog(db, options, snapshotPoint, lastIndex);
     } catch (error) {
       await db.close();
