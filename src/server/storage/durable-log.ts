@@ -175,6 +175,7 @@ export class DurableLog {
   /** After installing a snapshot from the leader: drops every entry and records the point. */
   resetToSnapshot(index: number, term: number, hardState: HardState): Promise<void> {
     return this.enqueue(0, () => {
+      assert(index >= this.snapshotPoint.index, `snapshot ${index} is older than the log's snapshot ${this.snapshotPoint.index}`);
       const operations = this.deleteEntries(this.snapshotPoint.index + 1, this.lastIndex);
       operations.push(this.moveSnapshotPoint({ index, term }), hardStatePut(hardState));
       this.lastIndex = index;
