@@ -87,6 +87,7 @@ class ServerConnection implements ServedConnection {
   private firstFrameSeen = false;
   private corked = false;
   private state: ConnectionState = "open";
+  private graceTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly socket: Socket,
@@ -132,6 +133,7 @@ class ServerConnection implements ServedConnection {
 
   private onClose(): void {
     this.state = "closed";
+    clearTimeout(this.graceTimer);
     this.backlog = [];
     this.backlogHead = 0;
   }
@@ -216,7 +218,7 @@ class ServerConnection implements ServedConnection {
     this.backlogHead = 0;
     this.socket.end();
     this.socket.resume();
-    setTimeout(() => this.socket.destroy(), this.limits.closeGraceMs).unref();
+    this.graceTimer = setTimeout(() => this.socket.destroy(), this.limits.closeGraceMs).unref();
   }
 
   /** Responses that complete in the same tick leave in one write (cork until next tick). */

@@ -131,6 +131,17 @@ describe("server and client connections over TCP", () => {
     expect(decode((await bystander.request(COMMAND.ping, encode("still here"))).payload)).toBe("still here");
   });
 
+  it("destroys a broken connection whose client never reads the INVALID answer", async () => {
+    const server = await serve(echo, { closeGraceMs: 50 });
+    const raw = await rawClient(server.port);
+    raw.socket.pause();
+    raw.socket.write(encodeFrame(0x7f, 1, encode(null)));
+    await waitFor(() => server.connections.length === 1, 10_000, "the server to accept");
+    await server.connections[0]?.closed;
+    expect(server.sockets[0]?.destroyed).toBe(true);
+    raw.socket.destroy();
+  });
+
   it("answers an oversized frame TOO_LARGE under INVALID, with its request id, and closes", async () => {
     const server = await serve(echo, { maxFrameBytes: 1024 });
     const bystander = await client(server);
