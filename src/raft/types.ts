@@ -138,7 +138,10 @@ export type Message =
   | (MessageHeader & {
       readonly type: "appendEntriesResponse";
       readonly success: boolean;
-      /** On success: the last index now matching the leader's log. */
+      /**
+       * On success: the last index now matching the leader's log. On rejection: the rejected
+       * prevLogIndex, so the leader can tell a stale rejection from a current one.
+       */
       readonly matchIndex: number;
       /** On rejection: a hint for fast backtracking (etcd's conflict index/term). */
       readonly rejectHint?: { readonly index: number; readonly term: number };
