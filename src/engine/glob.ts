@@ -33,8 +33,7 @@ export function compileGlob(pattern: string, options: GlobOptions = {}): GlobMat
     throw new KvError("INVALID", `pattern is longer than ${MAX_GLOB_PATTERN_LENGTH} characters`);
   }
   const separator = separatorCodePoint(options.separator);
-  const sequence = new GlobParser(pattern).parse();
-  return new NfaMatcher(compileProgram(sequence, separator), literalPrefixOf(sequence));
+  return matcherFor(new GlobParser(pattern).parse(), separator);
 }
 
 function separatorCodePoint(separator: string | undefined): number | undefined {
@@ -186,33 +185,55 @@ const EXCLAMATION = 0x21;
 const CARET = 0x5e;
 const HYPHEN = 0x2d;
 
-function literalPrefixOf(sequence: GlobSequence): string {
-  const codePoints: number[] = [];
-  for (const node of sequence) {
-    if (node.kind !== "literal") break;
-    codePoints.push(node.codePoint);
-  }
-  return String.fromCodePoint(...codePoints);
-}
-
-// ---- NFA ---------------------------------------------------------------------------------
+// ---- Matchers ------------------------------------------------------------------------------
 
 /**
- * Program of a Thompson NFA. `test` states consume one code point and go to `next`; `split`
- * states fork to `next` and `alternative` without consuming; `match` accepts.
+ * Leading literal nodes become `literalPrefix` and are checked with startsWith; the NFA only
+ * runs on the rest. The two commonest shapes, an exact key and `prefix*`, skip the NFA.
  */
-type Instruction =
-  | { kind: "test"; readonly accepts: (codePoint: number) => boolean; next: number }
-  | { kind: "split"; next: number; alternative: number }
-  | { kind: "jump"; next: number }
-  | { kind: "match" };
+function matcherFor(sequence: GlobSequence, separator: number | undefined): GlobMatcher {
+  let prefixNodes = 0;
+  const prefixCodePoints: number[] = [];
+  for (const node of sequence) {
+    if (node.kind !== "literal") break;
+    prefixCodePoints.push(node.codePoint);
+    prefixNodes += 1;
+  }
+  const literalPrefix = String.fromCodePoint(...prefixCodePoints);
+  const rest = sequence.slice(prefixNodes);
+  if (rest.length === 0) return { literalPrefix, matches: (key) => key === literalPrefix };
+  const only = rest.length === 1 ? rest[0] : undefined;
+  if (only?.kind === "run" && (only.crossesSeparator || separator === undefined)) {
+    return { literalPrefix, matches: (key) => key.startsWith(literalPrefix) };
+  }
+  return new NfaMatcher(literalPrefix, compileProgram(rest, separator));
+}
 
+// ---- NFA -----------------------------------------------------------------------------------
+
+/** A `test` consumes one code point it accepts; `split` forks; `jump` moves; `match` accepts the key. */
+const TEST = 0;
+const SPLIT = 1;
+const JUMP = 2;
+const MATCH = 3;
+
+/** One shape for every instruction keeps property access monomorphic in the hot loop. */
+interface Instruction {
+  readonly kind: number;
+  readonly accepts: (codePoint: number) => boolean;
+  next: number;
+  alternative: number;
+}
+
+const ACCEPTS_NOTHING = (): boolean => false;
+const ACCEPTS_ANY = (): boolean => true;
+
+/** Emits a Thompson NFA; every fragment continues at the instruction emitted after it. */
 class ProgramBuilder {
   readonly instructions: Instruction[] = [];
 
   constructor(private readonly separator: number | undefined) {}
 
-  /** Emits `sequence` so that it continues at the instruction emitted after it. */
   sequence(nodes: GlobSequence): void {
     for (const node of nodes) this.node(node);
   }
@@ -222,11 +243,11 @@ class ProgramBuilder {
       case "literal":
         return this.test((codePoint) => codePoint === node.codePoint);
       case "one":
-        return this.test(this.notSeparator(() => true));
+        return this.test(this.notSeparator(ACCEPTS_ANY));
       case "class":
         return this.test(this.notSeparator(classPredicate(node.ranges, node.negated)));
       case "run":
-        return this.run(node.crossesSeparator ? () => true : this.notSeparator(() => true));
+        return this.run(node.crossesSeparator ? ACCEPTS_ANY : this.notSeparator(ACCEPTS_ANY));
       case "alternatives":
         return this.alternatives(node.branches);
     }
@@ -239,32 +260,31 @@ class ProgramBuilder {
   }
 
   private test(accepts: (codePoint: number) => boolean): void {
-    this.instructions.push({ kind: "test", accepts, next: this.instructions.length + 1 });
+    this.emit(TEST, accepts, this.instructions.length + 1);
   }
 
-  /** loop: split(body, exit); body: test -> loop; exit: ... */
+  /** loop: split(body, exit); body: test -> loop; exit: whatever comes next. */
   private run(accepts: (codePoint: number) => boolean): void {
     const loop = this.instructions.length;
-    this.instructions.push({ kind: "split", next: loop + 1, alternative: loop + 2 });
-    this.instructions.push({ kind: "test", accepts, next: loop });
+    this.emit(SPLIT, ACCEPTS_NOTHING, loop + 1, loop + 2);
+    this.emit(TEST, accepts, loop);
   }
 
-  /** split(branch 1, split(branch 2, ...)); every branch but the last jumps to the end. */
+  /** split(branch 1, split(branch 2, ... branch n)); every branch but the last jumps to the end. */
   private alternatives(branches: readonly GlobSequence[]): void {
-    const jumpsToEnd: { kind: "jump"; next: number }[] = [];
+    const jumpsToEnd: Instruction[] = [];
     branches.forEach((branch, index) => {
-      const isLast = index === branches.length - 1;
-      const split = isLast ? undefined : this.push({ kind: "split", next: 0, alternative: 0 });
-      if (split !== undefined) split.next = this.instructions.length;
+      if (index === branches.length - 1) return this.sequence(branch);
+      const split = this.emit(SPLIT, ACCEPTS_NOTHING, this.instructions.length + 1);
       this.sequence(branch);
-      if (isLast) return;
-      jumpsToEnd.push(this.push({ kind: "jump", next: 0 }));
-      if (split !== undefined) split.alternative = this.instructions.length;
+      jumpsToEnd.push(this.emit(JUMP, ACCEPTS_NOTHING, 0));
+      split.alternative = this.instructions.length;
     });
     for (const jump of jumpsToEnd) jump.next = this.instructions.length;
   }
 
-  private push<T extends Instruction>(instruction: T): T {
+  emit(kind: number, accepts: (codePoint: number) => boolean, next: number, alternative = next): Instruction {
+    const instruction: Instruction = { kind, accepts, next, alternative };
     this.instructions.push(instruction);
     return instruction;
   }
@@ -277,53 +297,83 @@ function classPredicate(ranges: readonly CodePointRange[], negated: boolean): (c
 function compileProgram(sequence: GlobSequence, separator: number | undefined): readonly Instruction[] {
   const builder = new ProgramBuilder(separator);
   builder.sequence(sequence);
-  builder.instructions.push({ kind: "match" });
+  builder.emit(MATCH, ACCEPTS_NOTHING, 0);
   return builder.instructions;
 }
 
-/** Pike-style simulation: the live states after each code point, deduplicated by generation marks. */
+/**
+ * Pike-style simulation over preallocated buffers: the live consuming states after each code
+ * point, deduplicated with generation marks. No allocation per key or per character.
+ */
 class NfaMatcher implements GlobMatcher {
+  private current: Int32Array;
+  private following: Int32Array;
+  /** Each state is expanded once per generation and pushes at most two successors. */
+  private readonly pending: Int32Array;
   private readonly marks: Uint32Array;
   private generation = 0;
 
   constructor(
-    private readonly program: readonly Instruction[],
     readonly literalPrefix: string,
+    private readonly program: readonly Instruction[],
   ) {
+    this.current = new Int32Array(program.length);
+    this.following = new Int32Array(program.length);
+    this.pending = new Int32Array(2 * program.length + 1);
     this.marks = new Uint32Array(program.length);
   }
 
   matches(key: string): boolean {
     if (!key.startsWith(this.literalPrefix)) return false;
-    let states = this.closure([0]);
-    for (const character of key) {
-      const codePoint = character.codePointAt(0) as number;
-      const targets: number[] = [];
-      for (const state of states) {
-        const instruction = this.program[state];
-        if (instruction?.kind === "test" && instruction.accepts(codePoint)) targets.push(instruction.next);
-      }
-      if (targets.length === 0) return false;
-      states = this.closure(targets);
+    this.nextGeneration();
+    let size = this.addClosure(0, this.current, 0);
+    for (let index = this.literalPrefix.length; index < key.length && size > 0; ) {
+      const codePoint = key.codePointAt(index) as number;
+      index += codePoint > 0xffff ? 2 : 1;
+      size = this.step(codePoint, size);
     }
-    return states.some((state) => this.program[state]?.kind === "match");
+    for (let position = 0; position < size; position += 1) {
+      if ((this.program[this.current[position] as number] as Instruction).kind === MATCH) return true;
+    }
+    return false;
   }
 
-  /** The consuming and match states reachable from `starts` through splits and jumps. */
-  private closure(starts: readonly number[]): number[] {
+  /** Advances every live state over `codePoint`; returns the number of states now live. */
+  private step(codePoint: number, size: number): number {
     this.nextGeneration();
-    const result: number[] = [];
-    const pending = [...starts];
-    for (let state = pending.pop(); state !== undefined; state = pending.pop()) {
+    let nextSize = 0;
+    for (let position = 0; position < size; position += 1) {
+      const instruction = this.program[this.current[position] as number] as Instruction;
+      if (instruction.kind === TEST && instruction.accepts(codePoint)) {
+        nextSize = this.addClosure(instruction.next, this.following, nextSize);
+      }
+    }
+    const previous = this.current;
+    this.current = this.following;
+    this.following = previous;
+    return nextSize;
+  }
+
+  /** Appends to `list` the consuming and match states reachable from `start` without input. */
+  private addClosure(start: number, list: Int32Array, size: number): number {
+    const pending = this.pending;
+    let top = 0;
+    pending[top++] = start;
+    while (top > 0) {
+      const state = pending[--top] as number;
       if (this.marks[state] === this.generation) continue;
       this.marks[state] = this.generation;
-      const instruction = this.program[state];
-      if (instruction === undefined) continue;
-      if (instruction.kind === "split") pending.push(instruction.alternative, instruction.next);
-      else if (instruction.kind === "jump") pending.push(instruction.next);
-      else result.push(state);
+      const instruction = this.program[state] as Instruction;
+      if (instruction.kind === SPLIT) {
+        pending[top++] = instruction.alternative;
+        pending[top++] = instruction.next;
+      } else if (instruction.kind === JUMP) {
+        pending[top++] = instruction.next;
+      } else {
+        list[size++] = state;
+      }
     }
-    return result;
+    return size;
   }
 
   private nextGeneration(): void {

@@ -229,6 +229,8 @@ describe("compileGlob syntax", () => {
     expect(compileGlob("a\\*b*").literalPrefix).toBe("a*b");
     expect(compileGlob("*abc").literalPrefix).toBe("");
     expect(compileGlob("exact").literalPrefix).toBe("exact");
+    expect(matching("exact", ["exact", "exactly", "exac", ""])).toEqual(["exact"]);
+    expect(matching("user:*", ["user:", "user:1:name", "use", "users"])).toEqual(["user:", "user:1:name"]);
     expect(compileGlob("ab?").literalPrefix).toBe("ab");
     expect(compileGlob("ab[c]").literalPrefix).toBe("ab");
   });
