@@ -237,6 +237,30 @@ function defined<T extends Record<string, unknown>>(object: T): { [K in keyof T]
   return object as { [K in keyof T]: Exclude<T[K], undefined> };
 }
 
+/**
+ * Decoded bytes are Buffer views into the decoded message; stored as they are, a 10-byte value
+ * would keep a whole log entry alive. Copies them into their own Uint8Array (containers are
+ * rebuilt only when something inside changed).
+ */
+function detachBytes(value: Value): Value {
+  if (value instanceof Uint8Array) return new Uint8Array(value);
+  if (Array.isArray(value)) {
+    const list = value as readonly Value[];
+    const detached = list.map(detachBytes);
+    return detached.some((element, index) => element !== list[index]) ? detached : list;
+  }
+  if (value instanceof Map) {
+    let changed = false;
+    const entries = [...value].map(([key, element]): [string, Value] => {
+      const detachedElement = detachBytes(element);
+      changed ||= detachedElement !== element;
+      return [key, detachedElement];
+    });
+    return changed ? new Map(entries) : value;
+  }
+  return value;
+}
+
 /** A namespace follows the key rules, except that "" is the default namespace. */
 export function validateNamespace(namespace: unknown, limits: EngineLimits = DEFAULT_LIMITS): string {
   return namespace === "" ? "" : validateName(namespace, "namespace", limits);
@@ -280,7 +304,7 @@ class FieldReader {
   value(): Value {
     const value = this.next("value");
     if (value === undefined) throw new KvError("VALUE_INVALID", "undefined is not a storable value");
-    return validateValue(value, this.limits);
+    return detachBytes(validateValue(value, this.limits));
   }
 
   metadata(): ValueMap {
