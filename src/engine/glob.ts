@@ -32,9 +32,13 @@ export function compileGlob(pattern: string, options: GlobOptions = {}): GlobMat
   if (pattern.length > MAX_GLOB_PATTERN_LENGTH) {
     throw new KvError("INVALID", `pattern is longer than ${MAX_GLOB_PATTERN_LENGTH} characters`);
   }
+  // Keys never hold lone surrogates; in a pattern one could match half of a surrogate pair.
+  if (LONE_SURROGATE.test(pattern)) throw malformed("lone surrogate");
   const separator = separatorCodePoint(options.separator);
   return matcherFor(new GlobParser(pattern).parse(), separator);
 }
+
+const LONE_SURROGATE = /\p{Cs}/u;
 
 function separatorCodePoint(separator: string | undefined): number | undefined {
   if (separator === undefined) return undefined;
@@ -72,10 +76,9 @@ class GlobParser {
     this.codePoints = Array.from(pattern, (character) => character.codePointAt(0) as number);
   }
 
+  /** Outside braces `}` and `,` are ordinary characters, so the top level reads to the end. */
   parse(): GlobSequence {
-    const sequence = this.parseSequence(0);
-    // Outside braces `}` and `,` are ordinary characters, so the top level reads to the end.
-    return sequence;
+    return this.parseSequence(0);
   }
 
   private peek(): number | undefined {

@@ -207,7 +207,7 @@ describe("compileGlob syntax", () => {
     expect(compileGlob("a*", { separator: "😀" }).matches("ab😀")).toBe(false);
   });
 
-  test.each(["[abc", "[", "[!", "[]", "[!]", "[a-", "{a,b", "{", "a{b{c}", "abc\\", "[a\\", "[z-a]"])(
+  test.each(["[abc", "[", "[!", "[]", "[!]", "[a-", "{a,b", "{", "a{b{c}", "abc\\", "[a\\", "[z-a]", "\ud83d*"])(
     "malformed pattern %j is INVALID",
     (pattern) => {
       expect(() => compileGlob(pattern)).toThrow(invalid);
