@@ -1,0 +1,197 @@
+import type { Logger } from "pino";
+import { ClientConnection } from "../client/connection.js";
+import type { Message, NodeId } from "../raft/types.js";
+import { COMMAND, PROTOCOL_VERSION } from "./protocol/commands.js";
+import { encodeHandshake } from "./protocol/handshake.js";
+import { encodeMessages } from "./peer-codec.js";
+import { parseHostPort } from "./peers.js";
+
+export interface PeerTransportOptions {
+  readonly selfId: NodeId;
+  readonly clusterId: string;
+  readonly logger: Logger;
+  /** Messages waiting for a link to open; past it new ones are dropped (Raft resends). */
+  readonly maxQueuedMessages?: number;
+  /** Entry and chunk bytes waiting for a link; same rule. */
+  readonly maxQueuedBytes?: number;
+  readonly reconnectMinMs?: number;
+  readonly reconnectMaxMs?: number;
+}
+
+const DEFAULTS = { maxQueuedMessages: 4096, maxQueuedBytes: 64 * 1024 * 1024, reconnectMinMs: 50, reconnectMaxMs: 1000 };
+
+type Settings = Required<PeerTransportOptions>;
+
+/**
+ * Outbound Raft traffic: one TCP link per peer, opened with a handshake (cluster id, protocol
+ * version), reopened with capped exponential backoff and jitter. Sending never blocks the core:
+ * messages of one Ready go out as one frame per peer; while a link is down they wait in a
+ * bounded queue and are dropped past it, which Raft tolerates by design (it retries on the next
+ * heartbeat or probe). Inbound links are served by the node's listener.
+ */
+export class PeerTransport {
+  private readonly links = new Map<NodeId, PeerLink>();
+  private readonly settings: Settings;
+  droppedMessages = 0;
+
+  constructor(options: PeerTransportOptions) {
+    this.settings = { ...DEFAULTS, ...options };
+  }
+
+  /** Opens links to new members and closes links to removed ones. */
+  setAddresses(addresses: Readonly<Record<NodeId, string>>): void {
+    for (const [id, link] of this.links) {
+      if (addresses[id] !== link.address) {
+        link.close();
+        this.links.delete(id);
+      }
+    }
+    for (const [id, address] of Object.entries(addresses)) {
+      if (id !== this.settings.selfId && !this.links.has(id)) this.links.set(id, new PeerLink(id, address, this.settings, this));
+    }
+  }
+
+  send(messages: readonly Message[]): void {
+    const byPeer = new Map<NodeId, Message[]>();
+    for (const message of messages) {
+      const batch = byPeer.get(message.to) ?? [];
+      batch.push(message);
+      byPeer.set(message.to, batch);
+    }
+    for (const [id, batch] of byPeer) {
+      const link = this.links.get(id);
+      if (link === undefined) this.droppedMessages += batch.length;
+      else link.send(batch);
+    }
+  }
+
+  connectedPeers(): NodeId[] {
+    return [...this.links.values()].filter((link) => link.isOpen).map((link) => link.id);
+  }
+
+  close(): void {
+    for (const link of this.links.values()) link.close();
+    this.links.clear();
+  }
+}
+
+class PeerLink {
+  private connection: ClientConnection | null = null;
+  private queue: Message[] = [];
+  private queuedBytes = 0;
+  private connecting = false;
+  private closed = false;
+  private failures = 0;
+  private reconnectTimer: NodeJS.Timeout | null = null;
+
+  constructor(
+    readonly id: NodeId,
+    readonly address: string,
+    private readonly settings: Settings,
+    private readonly transport: PeerTransport,
+  ) {
+    this.connect();
+  }
+
+  get isOpen(): boolean {
+    return this.connection?.isOpen === true;
+  }
+
+  send(messages: readonly Message[]): void {
+    if (this.connection?.isOpen === true && this.queue.length === 0) return this.write(messages);
+    for (const message of messages) this.enqueue(message);
+    if (this.connection === null && !this.connecting && this.reconnectTimer === null) this.connect();
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.reconnectTimer !== null) clearTimeout(this.reconnectTimer);
+    this.connection?.close();
+    this.connection = null;
+  }
+
+  private enqueue(message: Message): void {
+    const bytes = messageBytes(message);
+    if (this.queue.length >= this.settings.maxQueuedMessages || this.queuedBytes + bytes > this.settings.maxQueuedBytes) {
+      this.transport.droppedMessages++;
+      return;
+    }
+    this.queue.push(message);
+    this.queuedBytes += bytes;
+  }
+
+  private write(messages: readonly Message[]): void {
+    const connection = this.connection;
+    if (connection === null) return;
+    // Fire and forget: an answer only says the frame arrived; Raft's own responses carry meaning.
+    connection.request(COMMAND.raftMessages, encodeMessages(messages)).catch(() => {
+      this.transport.droppedMessages += messages.length;
+    });
+  }
+
+  private connect(): void {
+    if (this.closed) return;
+    this.connecting = true;
+    this.open()
+      .then((connection) => this.onOpen(connection))
+      .catch((error: Error) => this.onFailure(error));
+  }
+
+  private async open(): Promise<ClientConnection> {
+    const { host, port } = parseHostPort(this.address);
+    const connection = await ClientConnection.connect(host, port, { connectTimeoutMs: this.settings.reconnectMaxMs * 2 });
+    try {
+      const handshake = { clusterId: this.settings.clusterId, protocolVersion: PROTOCOL_VERSION, nodeId: this.settings.selfId };
+      await connection.request(COMMAND.handshake, encodeHandshake(handshake), { timeoutMs: 5000 });
+      return connection;
+    } catch (error) {
+      connection.close();
+      throw error;
+    }
+  }
+
+  private onOpen(connection: ClientConnection): void {
+    this.connecting = false;
+    if (this.closed) return connection.close();
+    this.failures = 0;
+    this.connection = connection;
+    this.settings.logger.debug({ peer: this.id, address: this.address }, "peer link open");
+    void connection.closed.then((reason) => this.onFailure(reason));
+    const queued = this.queue;
+    this.queue = [];
+    this.queuedBytes = 0;
+    if (queued.length > 0) this.write(queued);
+  }
+
+  private onFailure(error: Error): void {
+    this.connecting = false;
+    this.connection = null;
+    if (this.closed || this.reconnectTimer !== null) return;
+    this.failures++;
+    // Stale messages are worth nothing after a pause: Raft regenerates what is still needed.
+    this.transport.droppedMessages += this.queue.length;
+    this.queue = [];
+    this.queuedBytes = 0;
+    if (this.failures === 1 || this.failures % 50 === 0) {
+      this.settings.logger.info({ peer: this.id, address: this.address, failures: this.failures, reason: error.message }, "peer link down");
+    }
+    const delayMs = backoffMs(this.failures, this.settings.reconnectMinMs, this.settings.reconnectMaxMs);
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = null;
+      this.connect();
+    }, delayMs);
+    this.reconnectTimer.unref();
+  }
+}
+
+/** Capped exponential backoff with full jitter over the upper half, so links do not retry in lockstep. */
+export function backoffMs(failures: number, minMs: number, maxMs: number): number {
+  const ceiling = Math.min(maxMs, minMs * 2 ** Math.min(failures - 1, 20));
+  return ceiling / 2 + Math.random() * (ceiling / 2);
+}
+
+function messageBytes(message: Message): number {
+  if (message.type === "installSnapshot") return message.chunk.data.byteLength;
+  if (message.type !== "appendEntries") return 64;
+  return message.entries.reduce((sum, entry) => sum + (entry.kind === "command" ? entry.data.byteLength : 32), 64);
+}

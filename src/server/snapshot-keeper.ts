@@ -1,0 +1,107 @@
+import type { Logger } from "pino";
+import type { MemoryStorage } from "../raft/memory-storage.js";
+import type { HardState, SnapshotChunk, SnapshotMetadata } from "../raft/types.js";
+import type { DurableLog } from "./storage/durable-log.js";
+import type { SnapshotFile, SnapshotReceiver, SnapshotStore } from "./storage/snapshot-store.js";
+
+/** What a local snapshot captures: the state machine image as of `index`. */
+export interface SnapshotSource {
+  readonly index: number;
+  readonly term: number;
+  readonly membership: SnapshotMetadata["membership"];
+  readonly data: AsyncIterable<Uint8Array>;
+}
+
+/**
+ * Snapshots on disk and in the Raft storage: taking local ones (then compacting the log), and
+ * receiving the leader's chunk by chunk. The on-disk file is the durable copy; MemoryStorage
+ * holds the bytes that the leader streams to followers that fell behind.
+ */
+export class SnapshotKeeper {
+  private receiver: { readonly metadata: SnapshotMetadata; readonly sink: SnapshotReceiver } | null = null;
+  private taking = false;
+  lastSnapshotIndex: number;
+  lastSnapshotAtMs: number;
+
+  constructor(
+    private readonly store: SnapshotStore,
+    private readonly storage: MemoryStorage,
+    private readonly log: DurableLog,
+    private readonly logger: Logger,
+    initialIndex: number,
+    nowMs: number,
+  ) {
+    this.lastSnapshotIndex = initialIndex;
+    this.lastSnapshotAtMs = nowMs;
+  }
+
+  get inProgress(): boolean {
+    return this.taking;
+  }
+
+  /**
+   * Writes a local snapshot and compacts the log below it. Runs beside the apply loop: the
+   * engine's snapshot is copy-on-write, so it stays an image of `source.index`.
+   */
+  async take(source: SnapshotSource, nowMs: number): Promise<void> {
+    if (this.taking) return;
+    this.taking = true;
+    try {
+      const started = Date.now();
+      const file = await this.store.save({ index: source.index, term: source.term, membership: source.membership }, source.data);
+      const data = await readAll(file);
+      if (source.index > this.storage.snapshotMetadata().index) {
+        this.storage.createSnapshot(file.metadata, data);
+        await this.log.compact(source.index, source.term);
+      }
+      this.lastSnapshotIndex = source.index;
+      this.lastSnapshotAtMs = nowMs;
+      this.logger.info({ index: source.index, bytes: data.byteLength, ms: Date.now() - started }, "snapshot taken");
+    } finally {
+      this.taking = false;
+    }
+  }
+
+  /** Writes one chunk of a snapshot the leader is streaming to us. */
+  async receiveChunk(chunk: SnapshotChunk): Promise<void> {
+    if (chunk.offset === 0 || this.receiver === null || !sameSnapshot(this.receiver.metadata, chunk.metadata)) {
+      await this.receiver?.sink.abort();
+      this.receiver = { metadata: chunk.metadata, sink: this.store.beginReceive(chunk.metadata) };
+    }
+    await this.receiver.sink.write(chunk.offset, chunk.data);
+  }
+
+  /**
+   * Makes a fully received snapshot durable and the base of the log: the file is verified and
+   * renamed, the in-memory log replaced, and the WAL reset. Returns the file to restore from.
+   */
+  async install(metadata: SnapshotMetadata, hardState: HardState): Promise<SnapshotFile> {
+    const receiver = this.receiver;
+    if (receiver === null || !sameSnapshot(receiver.metadata, metadata)) {
+      throw new Error(`snapshot ${metadata.index}/${metadata.term} completed without its chunks`);
+    }
+    this.receiver = null;
+    const file = await receiver.sink.finish();
+    const data = await readAll(file);
+    this.storage.applySnapshot(metadata, data);
+    await this.log.resetToSnapshot(metadata.index, metadata.term, hardState);
+    this.lastSnapshotIndex = metadata.index;
+    this.logger.info({ index: metadata.index, term: metadata.term, bytes: data.byteLength }, "snapshot received from the leader");
+    return file;
+  }
+
+  async close(): Promise<void> {
+    await this.receiver?.sink.abort();
+    this.receiver = null;
+  }
+}
+
+function sameSnapshot(a: SnapshotMetadata, b: SnapshotMetadata): boolean {
+  return a.index === b.index && a.term === b.term;
+}
+
+export async function readAll(file: SnapshotFile): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  for await (const part of file.data()) parts.push(part);
+  return Buffer.concat(parts);
+}
