@@ -94,7 +94,8 @@ class Fields {
   bytes(): Uint8Array {
     const value = this.next();
     if (!(value instanceof Uint8Array)) throw invalid("expected bytes");
-    return value;
+    // A plain view rather than the codec's Buffer subclass, as everywhere else in Raft data.
+    return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
   }
   list(): unknown[] {
     const value = this.next();
