@@ -60,9 +60,19 @@ const packr = new Packr({
   copyBuffers: true,
 });
 
+/**
+ * Encodes one document. The result may be a view into a buffer shared with earlier results
+ * (msgpackr packs into one growing buffer): use its byteOffset/byteLength, never `.buffer`
+ * alone. Data msgpackr cannot write (an Int beyond 64 bits, a cycle) is INVALID.
+ */
 export function encode(data: unknown): Uint8Array {
   const prepared = containsNegativeZero(data, 0) ? replaceNegativeZero(data) : data;
-  return packr.pack(prepared);
+  try {
+    return packr.pack(prepared);
+  } catch (error) {
+    if (error instanceof KvError) throw error;
+    throw new KvError("INVALID", `cannot encode: ${String(error)}`);
+  }
 }
 
 /** Decodes exactly one msgpack document; any malformation is a typed INVALID error. */
@@ -88,7 +98,10 @@ function containsNegativeZero(data: unknown, depth: number): boolean {
   if (typeof data === "number") return Object.is(data, -0);
   if (typeof data !== "object" || data === null) return false;
   if (depth >= MAX_ENCODED_DEPTH) throw new KvError("INVALID", `data nested deeper than ${MAX_ENCODED_DEPTH} levels`);
-  if (Array.isArray(data)) return data.some((element) => containsNegativeZero(element, depth + 1));
+  if (Array.isArray(data)) {
+    for (let index = 0; index < data.length; index += 1) if (containsNegativeZero(data[index], depth + 1)) return true;
+    return false;
+  }
   if (data instanceof Map) {
     for (const element of data.values()) if (containsNegativeZero(element, depth + 1)) return true;
     return false;

@@ -221,6 +221,11 @@ describe("encode", () => {
     expect(() => encode(cycle)).toThrow(expect.objectContaining({ code: "INVALID" }));
   });
 
+  test("an Int beyond 64 bits is INVALID", () => {
+    expect(() => encode(2n ** 64n)).toThrow(expect.objectContaining({ code: "INVALID" }));
+    expect(() => encode([-(2n ** 63n) - 1n])).toThrow(expect.objectContaining({ code: "INVALID" }));
+  });
+
   test("undefined round-trips (it is refused later, by value validation)", () => {
     expect(roundTrip(undefined)).toBeUndefined();
     expect(roundTrip([undefined])).toEqual([undefined]);
