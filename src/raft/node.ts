@@ -638,11 +638,14 @@ export class RaftNode {
       if (peer.maybeDecreaseTo(message.matchIndex, matchHint)) this.replicateTo(message.from);
       return;
     }
+    const wasPaused = peer.isPaused();
     if (!peer.maybeUpdate(message.matchIndex)) return;
     if (peer.state === "probe") peer.becomeReplicate();
     else if (peer.state === "replicate") peer.inflights.freeTo(message.matchIndex);
-    this.advanceCommit();
+    const committed = this.advanceCommit();
     if (this.role !== "leader") return;
+    // A paused follower missed the commit broadcast: tell it now, not at the next heartbeat.
+    if (!committed && wasPaused) this.sendAppend(message.from, true);
     this.replicateTo(message.from);
     if (this.transferTarget === message.from && peer.match === this.log.lastIndex()) this.sendTimeoutNow(message.from);
   }
@@ -656,18 +659,19 @@ export class RaftNode {
     if (peer.match < this.log.lastIndex()) this.sendAppend(message.from, true);
   }
 
-  /** Raft §5.4.2: only an entry of the current term commits by counting replicas. */
-  private advanceCommit(): void {
+  /** Raft §5.4.2: only an entry of the current term commits by counting replicas. True when commit moved. */
+  private advanceCommit(): boolean {
     const previousCommit = this.log.committed;
     const matches = this.membership.voters.map((id) => this.progress.get(id)?.match ?? 0);
     const index = quorumValue(matches);
-    if (index <= previousCommit || this.log.term(index) !== this.term) return;
+    if (index <= previousCommit || this.log.term(index) !== this.term) return false;
     this.log.commitTo(index);
     this.releaseUncommitted(previousCommit);
     this.serveReadsAwaitingTermCommit();
     this.broadcastAppend();
     // A leader removed from the configuration leaves once the removal is committed (§4.2.2).
     if (!this.promotable() && !this.log.membershipChangePending()) this.becomeFollower(this.term, null);
+    return true;
   }
 
   private releaseUncommitted(previousCommit: number): void {
