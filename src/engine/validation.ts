@@ -73,9 +73,9 @@ function tooLarge(size: number, limits: EngineLimits): KvError {
 
 /**
  * One validation pass. Besides the shape it keeps a lower bound of the encoded size (every item
- * takes at least one byte, an Int nine, a string at least one byte per UTF-16 unit), so a value far over the
- * size limit, or a small graph of shared arrays that would expand enormously, is refused before
- * anything is encoded.
+ * takes at least one byte, an Int nine, a string one per UTF-16 unit), so a value far over the
+ * size limit, or a small graph of shared arrays that would expand enormously, is refused
+ * before anything is encoded.
  */
 class ValueWalk {
   minimumEncodedBytes = 0;

@@ -90,7 +90,8 @@ describe("addDecimals", () => {
         const left = parts(a);
         const right = parts(b);
         const scale = Math.max(left.scale, right.scale);
-        const mantissa = left.mantissa * 10n ** BigInt(scale - left.scale) + right.mantissa * 10n ** BigInt(scale - right.scale);
+        const rescale = (part: { mantissa: bigint; scale: number }) => part.mantissa * 10n ** BigInt(scale - part.scale);
+        const mantissa = rescale(left) + rescale(right);
         const magnitude = mantissa < 0n ? -mantissa : mantissa;
         if (magnitude >= DECIMAL_MAX_MANTISSA) {
           expect(() => addDecimals(a, b)).toThrow(code("OVERFLOW"));

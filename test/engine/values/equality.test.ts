@@ -26,7 +26,11 @@ describe("valuesEqual", () => {
     ["maps with another key", new Map([["a", 1n]]), new Map([["b", 1n]])],
     ["maps with another value", new Map([["a", 1n]]), new Map([["a", 1]])],
     ["maps of another size", new Map([["a", 1n]]), new Map([["a", 1n], ["b", 2n]])],
-    ["a map with a null value and a map without the key", new Map<string, Value>([["a", null]]), new Map<string, Value>([["b", null], ["a", null]])],
+    [
+      "maps that differ only in which key holds null",
+      new Map<string, Value>([["a", null], ["b", 1n]]),
+      new Map<string, Value>([["b", 1n], ["c", null]]),
+    ],
     ["nested difference", [new Map([["k", [1n, "x"]]])], [new Map([["k", [1n, "y"]]])]],
   ])("%s are different", (_name, a, b) => {
     expect(valuesEqual(a, b)).toBe(false);
@@ -61,7 +65,8 @@ describe("valuesEqual", () => {
   const smallValue: fc.Arbitrary<Value> = fc.letrec<{ value: Value }>((tie) => ({
     value: fc.oneof(
       { depthSize: "small" },
-      fc.constantFrom<Value>(null, true, false, 0n, 1n, 0, -0, 1, Number.NaN, "", "a", new Decimal("1"), new Decimal("1.0"), new Decimal("0.5")),
+      fc.constantFrom<Value>(null, true, false, 0n, 1n, 0, -0, 1, Number.NaN, "", "a"),
+      fc.constantFrom("1", "1.0", "0.5").map((text) => new Decimal(text)),
       fc.constantFrom(0, 1, 2).map((length) => new Uint8Array(length)),
       fc.array(tie("value"), { maxLength: 2 }),
       fc.array(fc.tuple(fc.constantFrom("a", "b"), tie("value")), { maxLength: 2 }).map((entries) => new Map(entries)),
