@@ -343,11 +343,16 @@ export class RaftNode {
     return new Progress(this.log.lastIndex() + 1, this.config.maxInflightMessages, this.config.maxInflightBytes);
   }
 
-  /** Leader: one Progress per member (and itself), following the configuration in force. */
+  /**
+   * Leader: one Progress per member (and itself), following the configuration in force. A
+   * removed member keeps receiving entries until its removal commits, so that it learns it was
+   * removed and does not campaign; it never counts toward a quorum meanwhile.
+   */
   private syncProgress(): void {
     const peers = peersOf(this.membership, this.id);
+    const removalCommitted = !this.log.membershipChangePending();
     for (const id of this.progress.keys()) {
-      if (id !== this.id && !peers.includes(id)) this.progress.delete(id);
+      if (id !== this.id && !peers.includes(id) && removalCommitted) this.progress.delete(id);
     }
     for (const id of peers) {
       if (!this.progress.has(id)) this.progress.set(id, this.newProgress());
@@ -669,6 +674,7 @@ export class RaftNode {
     this.releaseUncommitted(previousCommit);
     this.serveReadsAwaitingTermCommit();
     this.broadcastAppend();
+    this.syncProgress();
     // A leader removed from the configuration leaves once the removal is committed (§4.2.2).
     if (!this.promotable() && !this.log.membershipChangePending()) this.becomeFollower(this.term, null);
     return true;
