@@ -1,0 +1,323 @@
+import { encode } from "../../engine/codec.js";
+import { decodeCommand, encodeCommand, MAX_PURGE_PER_COMMAND, validateNamespace, type Command, type CommandOf } from "../../engine/commands.js";
+import type { EngineLimits } from "../../engine/limits.js";
+import type { Outcome } from "../../engine/outcome.js";
+import type { Query } from "../../engine/queries.js";
+import type { SessionStamp } from "../../engine/sessions.js";
+import { validateKey } from "../../engine/validation.js";
+import type { Value } from "../../engine/value.js";
+import { KvError } from "../../errors.js";
+import type { ServerResponse } from "../connection.js";
+import { commandByCode, isPeerCommand, type CommandName } from "./commands.js";
+import { PayloadFields } from "./payload.js";
+import { EMPTY_PAYLOAD, encodeErrorPayload, STATUS } from "./status.js";
+
+/**
+ * The operation layer: a client request payload becomes an engine Command (a write, through the
+ * log) or Query (a read), or a node-level operation; an Outcome becomes a response.
+ *
+ * Wire contract (msgpack maps; `?` = optional, absent or nil; src/client/requests.ts builds them):
+ *
+ * | operation | payload fields | result (OK unless noted) |
+ * |---|---|---|
+ * | every request | timeoutMs? (integer ms, 1..120000), namespace? (string, default "") | |
+ * | every write | session? { clientId: Int, sequence, acknowledged } | |
+ * | every read | consistency? ("linearizable" default, or "serializable") | |
+ * | get | key | value; NULL when missing |
+ * | getWithMeta | key | map { value, version, createVersion, createdAt, updatedAt, expiresAt, size, metadata }; NULL when missing |
+ * | getMetadata | key | map; NULL when missing |
+ * | exists | key | bool |
+ * | ttl | key | seconds (float), nil without TTL, -1 when missing |
+ * | set | key, value, ttl?, nx?, xx?, ifVersion?, metadata? (map), fence? { lock, token } | bool |
+ * | setnx | key, value, ttl? | bool |
+ * | setMetadata | key, metadata (map) | bool |
+ * | delete, mdelete | keys (list of strings) | count deleted |
+ * | incr, decr | key, delta? (Int, default 1) | new Int |
+ * | incrFloat | key, delta (Float) | new Float |
+ * | incrDecimal | key, delta (Decimal) | new Decimal |
+ * | append | key, value | new length |
+ * | cas | key, expected, newValue, ttl? | bool |
+ * | mget | keys, strict? | map of found keys; strict: ERROR NOT_FOUND with `keys` |
+ * | mset | entries (list of [key, value]), ttl? | true |
+ * | keys, count, getPattern | pattern? (default "*"), separator? | sorted keys / count / map |
+ * | deletePattern | pattern, separator? | count deleted |
+ * | scan | cursor? (string), match?, count?, separator? | map { cursor, keys } |
+ * | expire | key, ttl (<= 0 deletes the key) | bool |
+ * | persist | key | bool |
+ * | storageSize | keys? | map { total } without keys, else map key -> bytes |
+ * | deleteExpired | (none) | count purged |
+ * | lock, extend | name, owner, ttl | lock: map { acquired, token }; extend: bool |
+ * | unlock | name, owner | bool |
+ * | registerSession | (none) | clientId (Int) |
+ * | ping, info, clusterStatus, snapshotSave | (none) | defined by the node |
+ * | memberAdd | id, address | defined by the node |
+ * | memberRemove | id | defined by the node |
+ * | transferLeader | to? (node id) | defined by the node |
+ *
+ * TTLs travel in seconds (float allowed, SPEC §4) and become whole milliseconds, rounded up so
+ * a TTL is never shorter than asked. A failed outcome is ERROR `{ code, message, keys? }`.
+ *
+ * Error codes: a request whose shape is wrong (not a map, a missing or mistyped field, an
+ * unknown code) is INVALID, and the server closes the connection; a bad key or name is
+ * KEY_INVALID, a bad value or option VALUE_INVALID or TOO_LARGE, and the connection stays open.
+ * Keys, values and every command field are validated by the engine's own decodeCommand.
+ */
+export type Operation = OperationKind & {
+  /** How long the caller will wait; the node answers TIMEOUT past it. */
+  readonly timeoutMs?: number;
+};
+
+export type OperationKind =
+  | { readonly kind: "write"; readonly command: Command }
+  | { readonly kind: "read"; readonly query: Query; readonly consistency: Consistency }
+  | { readonly kind: "ping" }
+  | { readonly kind: "info" }
+  | { readonly kind: "clusterStatus" }
+  | { readonly kind: "memberAdd"; readonly id: string; readonly address: string }
+  | { readonly kind: "memberRemove"; readonly id: string }
+  | { readonly kind: "transferLeader"; readonly to: string | null }
+  | { readonly kind: "snapshotSave" };
+
+export type Consistency = "linearizable" | "serializable";
+
+/** Commands a client may send; peer commands are served by the listener, never here. */
+export type ClientCommandName = Exclude<CommandName, "handshake" | "raftMessages">;
+
+/** Bounds of a request's own timeout. */
+export const MIN_REQUEST_TIMEOUT_MS = 1;
+export const MAX_REQUEST_TIMEOUT_MS = 120_000;
+
+/** Operations whose "nothing" answer (a missing key) is the NULL status rather than a value. */
+const NULL_WHEN_ABSENT: ReadonlySet<CommandName> = new Set(["get", "getWithMeta", "getMetadata"]);
+
+const INT64_MIN = -(2n ** 63n);
+
+export function parseOperation(code: number, payload: Uint8Array, limits: EngineLimits): Operation {
+  const definition = isPeerCommand(code) ? undefined : commandByCode(code);
+  if (definition === undefined) throw new KvError("INVALID", `unknown command code 0x${code.toString(16)}`);
+  const request = new RequestFields(PayloadFields.decode(payload), limits);
+  const operation = PARSERS[definition.name as ClientCommandName](request);
+  const timeoutMs = request.timeoutMs();
+  return timeoutMs === undefined ? operation : { ...operation, timeoutMs };
+}
+
+/** The response for an operation's outcome. */
+export function renderOutcome(operationName: CommandName, outcome: Outcome<unknown>): ServerResponse {
+  if (!outcome.ok) {
+    const { code, message, keys } = outcome.error;
+    return { status: STATUS.ERROR, payload: encodeErrorPayload(new KvError(code, message, keys === undefined ? {} : { keys })) };
+  }
+  if (outcome.value === null && NULL_WHEN_ABSENT.has(operationName)) return { status: STATUS.NULL, payload: EMPTY_PAYLOAD };
+  return { status: STATUS.OK, payload: encode(outcome.value) };
+}
+
+type Parser = (request: RequestFields) => OperationKind;
+
+const PARSERS: Readonly<Record<ClientCommandName, Parser>> = {
+  get: (request) => request.keyQuery("get"),
+  getWithMeta: (request) => request.keyQuery("getWithMeta"),
+  getMetadata: (request) => request.keyQuery("getMetadata"),
+  exists: (request) => request.keyQuery("exists"),
+  ttl: (request) => request.keyQuery("ttl"),
+  set: parseSet,
+  setnx: (request) => request.write({ type: "set", key: request.key(), value: request.value("value"), nx: true, ...request.ttl() }),
+  setMetadata: (request) => request.write({ type: "setMetadata", key: request.key(), metadata: request.value("metadata") as Map<string, Value> }),
+  delete: (request) => request.write({ type: "delete", keys: request.fields.stringList("keys") }),
+  mdelete: (request) => request.write({ type: "mdelete", keys: request.fields.stringList("keys") }),
+  incr: (request) => parseIncrement(request, false),
+  decr: (request) => parseIncrement(request, true),
+  incrFloat: (request) => request.write({ type: "incrFloat", key: request.key(), delta: request.value("delta") as number }),
+  incrDecimal: (request) => request.write({ type: "incrDecimal", key: request.key(), delta: request.value("delta") as CommandOf<"incrDecimal">["delta"] }),
+  append: (request) => request.write({ type: "append", key: request.key(), value: request.value("value") }),
+  cas: (request) =>
+    request.write({ type: "cas", key: request.key(), expected: request.value("expected"), newValue: request.value("newValue"), ...request.ttl() }),
+  mset: (request) => request.write({ type: "mset", entries: request.entries(), ...request.ttl() }),
+  mget: (request) => request.read({ type: "mget", keys: request.keys("keys"), ...optional("strict", request.fields.optionalBoolean("strict")) }),
+  keys: (request) => request.patternQuery("keys"),
+  count: (request) => request.patternQuery("count"),
+  getPattern: (request) => request.patternQuery("getPattern"),
+  deletePattern: (request) => request.write({ type: "deletePattern", pattern: request.fields.string("pattern"), ...request.separator() }),
+  scan: parseScan,
+  expire: (request) => request.write({ type: "expire", key: request.key(), ttlMs: expireMilliseconds(request.fields.number("ttl")) }),
+  persist: (request) => request.write({ type: "persist", key: request.key() }),
+  storageSize: (request) => request.read({ type: "storageSize", ...optional("keys", request.fields.has("keys") ? request.keys("keys") : undefined) }),
+  deleteExpired: (request) => request.write({ type: "purgeExpired", limit: MAX_PURGE_PER_COMMAND }),
+  lock: (request) => request.write({ type: "lock", ...request.lockName(), ttlMs: ttlMilliseconds(request.fields.number("ttl")) }),
+  extend: (request) => request.write({ type: "extend", ...request.lockName(), ttlMs: ttlMilliseconds(request.fields.number("ttl")) }),
+  unlock: (request) => request.write({ type: "unlock", ...request.lockName() }),
+  registerSession: (request) => request.write({ type: "registerSession" }),
+  ping: () => ({ kind: "ping" }),
+  info: () => ({ kind: "info" }),
+  clusterStatus: () => ({ kind: "clusterStatus" }),
+  memberAdd: (request) => ({ kind: "memberAdd", id: request.nonEmpty("id"), address: request.nonEmpty("address") }),
+  memberRemove: (request) => ({ kind: "memberRemove", id: request.nonEmpty("id") }),
+  transferLeader: (request) => ({ kind: "transferLeader", to: request.fields.has("to") ? request.nonEmpty("to") : null }),
+  snapshotSave: () => ({ kind: "snapshotSave" }),
+};
+
+function parseSet(request: RequestFields): OperationKind {
+  const { fields } = request;
+  const fence = fields.optionalFieldsOf("fence");
+  return request.write({
+    type: "set",
+    key: request.key(),
+    value: request.value("value"),
+    ...request.ttl(),
+    ...optional("nx", fields.optionalBoolean("nx")),
+    ...optional("xx", fields.optionalBoolean("xx")),
+    ...optional("ifVersion", fields.optionalInteger("ifVersion")),
+    ...optional("metadata", fields.has("metadata") ? (request.value("metadata") as Map<string, Value>) : undefined),
+    ...optional("fence", fence === undefined ? undefined : { lock: fence.string("lock"), token: fence.bigint("token") }),
+  });
+}
+
+/** decr is incr of the negated delta; only i64 min has no negation within signed 64-bit. */
+function parseIncrement(request: RequestFields, negate: boolean): OperationKind {
+  const delta = request.fields.has("delta") ? request.value("delta") : 1n;
+  const operation = request.write({ type: "incr", key: request.key(), delta: delta as bigint });
+  if (!negate) return operation;
+  const command = operation.command as CommandOf<"incr">;
+  if (command.delta === INT64_MIN) throw new KvError("OVERFLOW", `decr by ${command.delta} is outside signed 64-bit`);
+  return { kind: "write", command: { ...command, delta: -command.delta } };
+}
+
+function parseScan(request: RequestFields): OperationKind {
+  const { fields } = request;
+  return request.read({
+    type: "scan",
+    ...optional("cursor", fields.optionalString("cursor")),
+    ...optional("match", fields.optionalString("match")),
+    ...optional("count", fields.optionalInteger("count")),
+    ...request.separator(),
+  });
+}
+
+/** Whole milliseconds of a positive TTL in seconds. */
+function ttlMilliseconds(seconds: number): number {
+  if (!Number.isFinite(seconds) || seconds <= 0) throw new KvError("VALUE_INVALID", `ttl must be a positive number of seconds, got ${seconds}`);
+  return millisecondsOf(seconds);
+}
+
+/** expire: as in Redis, a TTL of zero or less deletes the key (sent as 0). */
+function expireMilliseconds(seconds: number): number {
+  if (!Number.isFinite(seconds)) throw new KvError("VALUE_INVALID", `ttl must be a finite number of seconds, got ${seconds}`);
+  return seconds <= 0 ? 0 : millisecondsOf(seconds);
+}
+
+/**
+ * Rounded up, so a TTL is never shorter than asked. A decimal such as 1.1 s is not exact in
+ * binary (1.1 * 1000 = 1100.0000000000002), so the product is first read at the 15 significant
+ * digits a double holds reliably: 1.1 s is 1100 ms, not 1101.
+ */
+function millisecondsOf(seconds: number): number {
+  return Math.ceil(Number((seconds * 1000).toPrecision(15)));
+}
+
+/** `{ [name]: value }`, or nothing when the value is absent (exactOptionalPropertyTypes). */
+function optional<Name extends string, T>(name: Name, value: T | undefined): { readonly [K in Name]?: T } {
+  return (value === undefined ? {} : { [name]: value }) as { readonly [K in Name]?: T };
+}
+
+/** A Command without the common fields, as a parser builds it. */
+type CommandBody = Command extends infer Each ? (Each extends Command ? Omit<Each, "namespace" | "session"> : never) : never;
+type QueryBody = Query extends infer Each ? (Each extends Query ? Omit<Each, "namespace"> : never) : never;
+
+/** A payload with its limits: the common fields and the typed readers the parsers share. */
+class RequestFields {
+  constructor(
+    readonly fields: PayloadFields,
+    private readonly limits: EngineLimits,
+  ) {}
+
+  /**
+   * Completes a write with the common fields and validates it with the engine's own decoder,
+   * the one validation of every command field (keys, values, names, ranges, list sizes).
+   * Fields typed `Value` here are unchecked until then.
+   */
+  write(body: CommandBody): Extract<OperationKind, { readonly kind: "write" }> {
+    const candidate = { ...body, namespace: this.namespace(), ...optional("session", this.session()) } as Command;
+    return { kind: "write", command: decodeCommand(encodeCommand(candidate), this.limits) };
+  }
+
+  read(body: QueryBody): OperationKind {
+    const query = { ...body, namespace: validateNamespace(this.namespace(), this.limits) } as Query;
+    return { kind: "read", query, consistency: this.consistency() };
+  }
+
+  keyQuery(type: "get" | "getWithMeta" | "getMetadata" | "exists" | "ttl"): OperationKind {
+    return this.read({ type, key: validateKey(this.key(), this.limits) });
+  }
+
+  patternQuery(type: "keys" | "count" | "getPattern"): OperationKind {
+    return this.read({ type, pattern: this.fields.optionalString("pattern") ?? "*", ...this.separator() });
+  }
+
+  key(): string {
+    return this.fields.string("key");
+  }
+
+  /** Keys of a read, validated here so a bad key fails before any read index is taken. */
+  keys(name: string): string[] {
+    return this.fields.stringList(name).map((key) => validateKey(key, this.limits));
+  }
+
+  /** A stored value, handed to the engine as it came: `value: nil` is the Null value. */
+  value(name: string): Value {
+    return this.fields.requiredValue(name) as Value;
+  }
+
+  entries(): (readonly [string, Value])[] {
+    const entries = this.fields.requiredValue("entries");
+    if (!Array.isArray(entries)) throw new KvError("INVALID", `field "entries" must be a list of [key, value] pairs`);
+    for (const entry of entries) {
+      if (!Array.isArray(entry) || entry.length !== 2 || typeof entry[0] !== "string") {
+        throw new KvError("INVALID", `field "entries" must hold [key, value] pairs with string keys`);
+      }
+    }
+    return entries as (readonly [string, Value])[];
+  }
+
+  ttl(): { readonly ttlMs?: number } {
+    return optional("ttlMs", this.fields.has("ttl") ? ttlMilliseconds(this.fields.number("ttl")) : undefined);
+  }
+
+  separator(): { readonly separator?: string } {
+    return optional("separator", this.fields.optionalString("separator"));
+  }
+
+  lockName(): { readonly name: string; readonly owner: string } {
+    return { name: this.fields.string("name"), owner: this.fields.string("owner") };
+  }
+
+  nonEmpty(name: string): string {
+    const text = this.fields.string(name);
+    if (text.length === 0) throw new KvError("VALUE_INVALID", `${name} must not be empty`);
+    return text;
+  }
+
+  timeoutMs(): number | undefined {
+    const timeoutMs = this.fields.optionalInteger("timeoutMs");
+    if (timeoutMs !== undefined && (timeoutMs < MIN_REQUEST_TIMEOUT_MS || timeoutMs > MAX_REQUEST_TIMEOUT_MS)) {
+      throw new KvError("VALUE_INVALID", `timeoutMs must be between ${MIN_REQUEST_TIMEOUT_MS} and ${MAX_REQUEST_TIMEOUT_MS}, got ${timeoutMs}`);
+    }
+    return timeoutMs;
+  }
+
+  private namespace(): string {
+    return this.fields.optionalString("namespace") ?? "";
+  }
+
+  private session(): SessionStamp | undefined {
+    const session = this.fields.optionalFieldsOf("session");
+    if (session === undefined) return undefined;
+    return { clientId: session.bigint("clientId"), sequence: session.integer("sequence"), acknowledged: session.integer("acknowledged") };
+  }
+
+  private consistency(): Consistency {
+    const consistency = this.fields.optionalString("consistency") ?? "linearizable";
+    if (consistency !== "linearizable" && consistency !== "serializable") {
+      throw new KvError("INVALID", `consistency must be "linearizable" or "serializable", got "${consistency}"`);
+    }
+    return consistency;
+  }
+}
