@@ -79,7 +79,7 @@ export class RaftLog {
     if (low >= high) return [];
     const storageHigh = Math.min(high, this.unstableOffset);
     const stored = low < storageHigh ? this.storage.entries(low, storageHigh, maxBytes) : [];
-    if (low + stored.length < storageHigh) return stored;
+    if (low + stored.length < storageHigh || high <= this.unstableOffset) return stored;
     const fromUnstable = this.unstable.slice(Math.max(low, this.unstableOffset) - this.unstableOffset, high - this.unstableOffset);
     return limitSizeBytes([...stored, ...fromUnstable], maxBytes);
   }
