@@ -27,7 +27,8 @@ export function isDecimal(value: unknown): value is Decimal {
 
 /**
  * Returns the canonical ExactDecimal for `value`, or throws VALUE_INVALID when it is outside
- * the rust_decimal limits (scale above 28, |mantissa| >= 2^96, NaN, ±Infinity).
+ * the rust_decimal limits (scale above 28, |mantissa| >= 2^96, NaN, ±Infinity). decimal.js
+ * keeps no trailing zeros, so the limits apply to the shortest spelling: 1.50 is scale 1.
  * Negative zero becomes zero: the codec writes both as "0", so keeping the sign would make a
  * stored value differ from the same value read back.
  */

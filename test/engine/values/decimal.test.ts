@@ -79,6 +79,12 @@ describe("addDecimals", () => {
     expect(() => addDecimals(new Decimal("1e28"), new Decimal("1e-28"))).toThrow(code("OVERFLOW"));
   });
 
+  test("limits apply to the value: a sum whose last digits cancel to zeros fits without them", () => {
+    // 24 fractional digits and a 30-digit mantissa as written, 23 and 29 digits without the trailing 0.
+    const sum = addDecimals(new Decimal("-49420.384120409334579136166197"), new Decimal("-74935.915007235166288099343533"));
+    expect(sum.toFixed()).toBe("-124356.29912764450086723550973");
+  });
+
   test("operands outside the limits are VALUE_INVALID", () => {
     expect(() => addDecimals(new Decimal("NaN"), new Decimal(1))).toThrow(code("VALUE_INVALID"));
     expect(() => addDecimals(new Decimal(1), new Decimal("1e-29"))).toThrow(code("VALUE_INVALID"));
@@ -89,9 +95,12 @@ describe("addDecimals", () => {
       fc.property(decimalArbitrary, decimalArbitrary, (a, b) => {
         const left = parts(a);
         const right = parts(b);
-        const scale = Math.max(left.scale, right.scale);
-        const rescale = (part: { mantissa: bigint; scale: number }) => part.mantissa * 10n ** BigInt(scale - part.scale);
-        const mantissa = rescale(left) + rescale(right);
+        const common = Math.max(left.scale, right.scale);
+        const rescale = (part: { mantissa: bigint; scale: number }) => part.mantissa * 10n ** BigInt(common - part.scale);
+        let mantissa = rescale(left) + rescale(right);
+        let scale = common;
+        // The limits apply to the value, not to one spelling of it: 1.50 is 1.5 (scale 1).
+        while (scale > 0 && mantissa % 10n === 0n) [mantissa, scale] = [mantissa / 10n, scale - 1];
         const magnitude = mantissa < 0n ? -mantissa : mantissa;
         if (magnitude >= DECIMAL_MAX_MANTISSA) {
           expect(() => addDecimals(a, b)).toThrow(code("OVERFLOW"));
