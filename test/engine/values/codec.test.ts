@@ -108,6 +108,15 @@ describe("round trip keeps every value type exactly", () => {
     expect(representation(roundTrip(value))).toBe(representation(value));
   });
 
+  test("decodes a plain Uint8Array view at an offset inside a larger buffer", () => {
+    const value = [1n, "héllo 😀", Uint8Array.of(7, 8), new Map([["k", 1.5]]), new Decimal("2.5"), -0];
+    const encoded = encode(value);
+    const frame = new Uint8Array(encoded.byteLength + 10).fill(0xc1);
+    frame.set(encoded, 5);
+    const back = decode(frame.subarray(5, 5 + encoded.byteLength));
+    expect(representation(back)).toBe(representation(value));
+  });
+
   test("maps keep insertion order and identical maps encode identically", () => {
     const build = () => new Map<string, bigint>([["z", 1n], ["a", 2n], ["m", 3n]]);
     const back = roundTrip(build()) as Map<string, bigint>;
