@@ -96,6 +96,11 @@ describe("round trip keeps every value type exactly", () => {
     expect([...(back as Uint8Array)]).toEqual([...original]);
   });
 
+  test("a bytes view encodes only the bytes it covers", () => {
+    const view = Uint8Array.of(9, 1, 2, 9).subarray(1, 3);
+    expect([...(roundTrip(view) as Uint8Array)]).toEqual([1, 2]);
+  });
+
   test("empty and nested containers, emoji strings", () => {
     const value = [
       "",
