@@ -7,5 +7,7 @@ export default defineConfig({
     hookTimeout: 60_000,
     // Integration tests start real processes; two workers match a 2-core machine.
     maxWorkers: 2,
+    // Compiles dist once per run, so integration tests never start a stale kv-node.
+    globalSetup: ["test/integration/global-setup.ts"],
   },
 });

@@ -1,0 +1,388 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { closeSync, openSync, readFileSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { createServer, type Server } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterEach } from "vitest";
+
+/**
+ * Real-process cluster harness: every node is `node dist/bin/kv-node.js` on 127.0.0.1 with its
+ * own temp data directory, admin port and log file. Every wait has a deadline; nothing sleeps
+ * for a fixed time.
+ */
+
+const PROJECT_ROOT = fileURLToPath(new URL("../../", import.meta.url));
+const NODE_ENTRY = join(PROJECT_ROOT, "dist/bin/kv-node.js");
+const HOST = "127.0.0.1";
+const POLL_INTERVAL_MS = 25;
+const STATUS_REQUEST_TIMEOUT_MS = 1000;
+const EXIT_DEADLINE_MS = 10_000;
+/** A SIGTERM'd node hands leadership over and closes its log; past this it is killed. */
+const GRACEFUL_STOP_DEADLINE_MS = 15_000;
+const LOG_TAIL_LINES = 40;
+
+export type FsyncMode = "always" | "interval";
+export type Signal = "SIGKILL" | "SIGSTOP" | "SIGCONT" | "SIGTERM";
+
+export interface ClusterOptions {
+  readonly size: 1 | 3 | 5;
+  /** Extra kv-node flags given to every node, e.g. ["--snapshot-entries", "20000"]. */
+  readonly nodeOptions?: readonly string[];
+  readonly fsync?: FsyncMode;
+}
+
+/** What `/status` reports; only the fields the tests read are typed. */
+export interface NodeStatus {
+  readonly id: string;
+  readonly role: string;
+  readonly term: number;
+  readonly leader: string | null;
+  readonly leaderAddress: string | null;
+  readonly commit: number;
+  readonly applied: number;
+  readonly lastIndex: number;
+  readonly snapshotIndex: number;
+  readonly keys: number;
+}
+
+export interface ClusterNode {
+  readonly id: string;
+  /** host:port for clients and peers. */
+  readonly address: string;
+  readonly adminAddress: string;
+  readonly dataDirectory: string;
+  readonly logFile: string;
+}
+
+export interface AgreedLeader {
+  readonly id: string;
+  readonly address: string;
+  readonly term: number;
+  /** Time from the call (or from `since`) to agreement. */
+  readonly elapsedMs: number;
+}
+
+/** One spawned kv-node process. */
+class NodeProcess {
+  hasExited = false;
+  /** SIGSTOP'd: alive but unable to answer. */
+  paused = false;
+  /** Set when the harness killed it; an exit without it is a crash. */
+  killed = false;
+  readonly exited: Promise<void>;
+
+  constructor(readonly child: ChildProcess) {
+    this.exited = new Promise((resolve) => {
+      child.once("exit", () => {
+        this.hasExited = true;
+        resolve();
+      });
+    });
+  }
+}
+
+const liveClusters = new Set<Cluster>();
+
+// A test that fails or times out still leaves no process and no temp directory behind.
+afterEach(async (context) => {
+  const failed = context.task.result?.state === "fail";
+  for (const cluster of [...liveClusters]) {
+    if (failed) cluster.printLogTails();
+    await cluster.stop();
+  }
+});
+
+// Last resort when the worker exits abruptly: never leave orphaned nodes running.
+process.once("exit", () => {
+  for (const cluster of liveClusters) cluster.killAllNow();
+});
+
+export async function startCluster(options: ClusterOptions): Promise<Cluster> {
+  const root = await mkdtemp(join(tmpdir(), "kv-integration-"));
+  const ports = await freePorts(options.size * 2);
+  const nodes: ClusterNode[] = [];
+  for (let index = 0; index < options.size; index++) {
+    const id = `n${index + 1}`;
+    nodes.push({
+      id,
+      address: `${HOST}:${ports[index * 2]}`,
+      adminAddress: `${HOST}:${ports[index * 2 + 1]}`,
+      dataDirectory: join(root, id),
+      logFile: join(root, `${id}.log`),
+    });
+  }
+  const cluster = new Cluster(root, nodes, options);
+  liveClusters.add(cluster);
+  for (const node of nodes) cluster.start(node.id);
+  return cluster;
+}
+
+export class Cluster {
+  /** When the nodes were first spawned: election time is measured from here. */
+  readonly startedAt = Date.now();
+  private readonly processes = new Map<string, NodeProcess>();
+  private stopped = false;
+
+  constructor(
+    readonly root: string,
+    readonly nodes: readonly ClusterNode[],
+    private readonly options: ClusterOptions,
+  ) {}
+
+  get addresses(): string[] {
+    return this.nodes.map((node) => node.address);
+  }
+
+  node(id: string): ClusterNode {
+    const node = this.nodes.find((candidate) => candidate.id === id);
+    if (node === undefined) throw new Error(`no node ${id} in this cluster`);
+    return node;
+  }
+
+  /** Ids of nodes whose process runs and is not paused. */
+  liveIds(): string[] {
+    return this.nodes.filter((node) => this.isLive(node.id)).map((node) => node.id);
+  }
+
+  isLive(id: string): boolean {
+    const running = this.processes.get(id);
+    return running !== undefined && !running.hasExited && !running.paused;
+  }
+
+  /** Spawns the node's process; its output is appended to its log file. */
+  start(id: string): void {
+    if (this.stopped) throw new Error("the cluster is stopped");
+    if (this.processes.get(id)?.hasExited === false) throw new Error(`${id} is already running`);
+    const node = this.node(id);
+    const logFd = openSync(node.logFile, "a");
+    const child = spawn(process.execPath, [NODE_ENTRY, ...this.argumentsOf(node)], {
+      cwd: PROJECT_ROOT,
+      stdio: ["ignore", logFd, logFd],
+    });
+    closeSync(logFd);
+    this.processes.set(id, new NodeProcess(child));
+  }
+
+  private argumentsOf(node: ClusterNode): string[] {
+    const peers = this.nodes.map((member) => `${member.id}=${member.address}`).join(",");
+    return [
+      "--bind", node.address,
+      "--id", node.id,
+      "--peers", peers,
+      "--data-dir", node.dataDirectory,
+      "--admin", node.adminAddress,
+      "--fsync", this.options.fsync ?? "always",
+      ...(this.options.nodeOptions ?? []),
+    ];
+  }
+
+  /** Sends a signal. SIGKILL and SIGTERM wait until the process is gone. */
+  async kill(id: string, signal: Signal): Promise<void> {
+    const running = this.processes.get(id);
+    if (running === undefined || running.hasExited) throw new Error(`${id} is not running`);
+    if (signal === "SIGKILL" || signal === "SIGTERM") running.killed = true;
+    if (signal === "SIGTERM" && running.paused) running.child.kill("SIGCONT");
+    running.child.kill(signal);
+    if (signal === "SIGSTOP") running.paused = true;
+    if (signal === "SIGCONT") running.paused = false;
+    if (signal === "SIGKILL") await withDeadline(running.exited, EXIT_DEADLINE_MS, `${id} to exit after SIGKILL`);
+    if (signal === "SIGTERM") await this.awaitGracefulExit(id, running);
+  }
+
+  private async awaitGracefulExit(id: string, running: NodeProcess): Promise<void> {
+    try {
+      await withDeadline(running.exited, GRACEFUL_STOP_DEADLINE_MS, `${id} to stop after SIGTERM`);
+    } catch (error) {
+      running.child.kill("SIGKILL");
+      await running.exited;
+      throw error;
+    }
+    const code = running.child.exitCode;
+    if (code !== 0) throw new Error(`${id} exited with code ${String(code)} after SIGTERM:\n${this.logTail(id)}`);
+  }
+
+  /** Starts a stopped or killed node again on the same data directory and ports. */
+  async restart(id: string): Promise<void> {
+    const running = this.processes.get(id);
+    if (running !== undefined && !running.hasExited) await this.kill(id, "SIGKILL");
+    this.start(id);
+  }
+
+  /** The node's `/status`; throws when it does not answer in time. */
+  async status(id: string): Promise<NodeStatus> {
+    const response = await fetch(`http://${this.node(id).adminAddress}/status`, { signal: AbortSignal.timeout(STATUS_REQUEST_TIMEOUT_MS) });
+    if (!response.ok) throw new Error(`${id} /status answered ${response.status}`);
+    return (await response.json()) as NodeStatus;
+  }
+
+  /** The node's `/metrics` as name -> value (families without labels). */
+  async metrics(id: string): Promise<Map<string, number>> {
+    const response = await fetch(`http://${this.node(id).adminAddress}/metrics`, { signal: AbortSignal.timeout(STATUS_REQUEST_TIMEOUT_MS) });
+    const text = await response.text();
+    const metrics = new Map<string, number>();
+    for (const line of text.split("\n")) {
+      const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*) (\S+)$/.exec(line);
+      if (match?.[1] !== undefined && match[2] !== undefined) metrics.set(match[1], Number(match[2]));
+    }
+    return metrics;
+  }
+
+  /** A node that exited without being killed has crashed: no wait should go on past that. */
+  assertNoCrash(): void {
+    for (const [id, running] of this.processes) {
+      if (!running.hasExited || running.killed) continue;
+      const { exitCode, signalCode } = running.child;
+      throw new Error(`${id} exited on its own (code ${String(exitCode)}, signal ${String(signalCode)}):\n${this.logTail(id)}`);
+    }
+  }
+
+  /** Status of every live node that answers; a node that does not answer is left out. */
+  async statuses(): Promise<Map<string, NodeStatus>> {
+    this.assertNoCrash();
+    const ids = this.liveIds();
+    const answers = await Promise.all(ids.map((id) => this.status(id).catch(() => null)));
+    const statuses = new Map<string, NodeStatus>();
+    ids.forEach((id, index) => {
+      const status = answers[index];
+      if (status !== null && status !== undefined) statuses.set(id, status);
+    });
+    return statuses;
+  }
+
+  /**
+   * Polls `/status` of every live node until all of them answer and name the same leader, which
+   * itself reports the leader role in that term. `since` is the moment the wait is measured from.
+   */
+  async waitForLeader(deadlineMs: number, since = Date.now()): Promise<AgreedLeader> {
+    let last = new Map<string, NodeStatus>();
+    const found = await pollUntil(deadlineMs, async () => {
+      last = await this.statuses();
+      return agreedLeader(last, this.liveIds().length);
+    });
+    if (found === null) throw new Error(`no agreed leader within ${deadlineMs} ms; last statuses: ${describe(last)}`);
+    return { id: found.id, address: this.node(found.id).address, term: found.term, elapsedMs: Date.now() - since };
+  }
+
+  /** Waits until every live node has applied at least `index`, or throws with their statuses. */
+  async waitForApplied(index: number, deadlineMs: number, ids = this.liveIds()): Promise<Map<string, NodeStatus>> {
+    let last = new Map<string, NodeStatus>();
+    const done = await pollUntil(deadlineMs, async () => {
+      last = await this.statuses();
+      return ids.every((id) => (last.get(id)?.applied ?? -1) >= index) ? true : null;
+    });
+    if (done === null) throw new Error(`nodes ${ids.join(",")} did not apply ${index} within ${deadlineMs} ms: ${describe(last)}`);
+    return last;
+  }
+
+  /** Waits until every live node reports the same applied index as the leader's commit. */
+  async waitForQuiescence(deadlineMs: number): Promise<Map<string, NodeStatus>> {
+    let last = new Map<string, NodeStatus>();
+    const done = await pollUntil(deadlineMs, async () => {
+      last = await this.statuses();
+      const applied = new Set([...last.values()].map((status) => status.applied));
+      const commits = new Set([...last.values()].map((status) => status.commit));
+      const settled = last.size === this.liveIds().length && applied.size === 1 && commits.size === 1 && [...applied][0] === [...commits][0];
+      return settled ? true : null;
+    });
+    if (done === null) throw new Error(`the cluster did not settle within ${deadlineMs} ms: ${describe(last)}`);
+    return last;
+  }
+
+  logTail(id: string, lines = LOG_TAIL_LINES): string {
+    try {
+      return readFileSync(this.node(id).logFile, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
+    } catch {
+      return "(no log)";
+    }
+  }
+
+  /** Makes a failed test diagnosable: the last lines each node wrote. */
+  printLogTails(): void {
+    for (const node of this.nodes) process.stderr.write(`\n----- ${node.id} (${node.address}) log tail -----\n${this.logTail(node.id)}\n`);
+  }
+
+  /** Kills every node and removes the temp directory. Safe to call twice. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    liveClusters.delete(this);
+    this.killAllNow();
+    await Promise.all([...this.processes.values()].map((running) => withDeadline(running.exited, EXIT_DEADLINE_MS, "a node to exit")));
+    await rm(this.root, { recursive: true, force: true });
+  }
+
+  killAllNow(): void {
+    for (const running of this.processes.values()) {
+      if (running.hasExited) continue;
+      running.killed = true;
+      running.child.kill("SIGCONT");
+      running.child.kill("SIGKILL");
+    }
+  }
+}
+
+function agreedLeader(statuses: ReadonlyMap<string, NodeStatus>, liveCount: number): NodeStatus | null {
+  if (statuses.size !== liveCount || liveCount === 0) return null;
+  const leaders = [...statuses.values()].filter((status) => status.role === "leader");
+  const [leader] = leaders;
+  if (leaders.length !== 1 || leader === undefined) return null;
+  const agreed = [...statuses.values()].every((status) => status.leader === leader.id && status.term === leader.term);
+  return agreed ? leader : null;
+}
+
+function describe(statuses: ReadonlyMap<string, NodeStatus>): string {
+  const parts = [...statuses.entries()].map(
+    ([id, status]) => `${id}: ${status.role} term=${status.term} leader=${String(status.leader)} commit=${status.commit} applied=${status.applied}`,
+  );
+  return parts.length === 0 ? "(no node answered)" : parts.join("; ");
+}
+
+/** Calls `probe` until it returns non-null or the deadline passes (then null). */
+export async function pollUntil<T>(deadlineMs: number, probe: () => Promise<T | null>): Promise<T | null> {
+  const deadline = Date.now() + deadlineMs;
+  for (;;) {
+    const result = await probe();
+    if (result !== null) return result;
+    if (Date.now() >= deadline) return null;
+    await new Promise((resolve) => setTimeout(resolve, POLL_INTERVAL_MS));
+  }
+}
+
+export async function withDeadline<T>(promise: Promise<T>, deadlineMs: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${deadlineMs} ms waiting for ${what}`)), deadlineMs);
+  });
+  try {
+    return await Promise.race([promise, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Free loopback ports: listen on port 0 and read what the OS picked. All listeners stay open
+ * until every port is known, so the ports are distinct.
+ */
+async function freePorts(count: number): Promise<number[]> {
+  const servers: Server[] = [];
+  try {
+    for (let index = 0; index < count; index++) {
+      const server = createServer();
+      servers.push(server);
+      await new Promise<void>((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(0, HOST, () => resolve());
+      });
+    }
+    return servers.map((server) => {
+      const address = server.address();
+      if (address === null || typeof address === "string") throw new Error("no TCP address");
+      return address.port;
+    });
+  } finally {
+    await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
+  }
+}
