@@ -62,12 +62,7 @@ import { EMPTY_PAYLOAD, encodeErrorPayload, STATUS } from "./status.js";
  * KEY_INVALID, a bad value or option VALUE_INVALID or TOO_LARGE, and the connection stays open.
  * Keys, values and every command field are validated by the engine's own decodeCommand.
  */
-export type Operation = OperationKind & {
-  /** How long the caller will wait; the node answers TIMEOUT past it. */
-  readonly timeoutMs?: number;
-};
-
-export type OperationKind =
+export type Operation =
   | { readonly kind: "write"; readonly command: Command }
   | { readonly kind: "read"; readonly query: Query; readonly consistency: Consistency }
   | { readonly kind: "ping" }
@@ -77,6 +72,12 @@ export type OperationKind =
   | { readonly kind: "memberRemove"; readonly id: string }
   | { readonly kind: "transferLeader"; readonly to: string | null }
   | { readonly kind: "snapshotSave" };
+
+/** A parsed request: the operation and how long the caller will wait (absent: the server's default). */
+export interface ParsedRequest {
+  readonly operation: Operation;
+  readonly timeoutMs?: number;
+}
 
 export type Consistency = "linearizable" | "serializable";
 
@@ -88,21 +89,21 @@ export const MIN_REQUEST_TIMEOUT_MS = 1;
 export const MAX_REQUEST_TIMEOUT_MS = 120_000;
 
 /** Operations whose "nothing" answer (a missing key) is the NULL status rather than a value. */
-const NULL_WHEN_ABSENT: ReadonlySet<CommandName> = new Set(["get", "getWithMeta", "getMetadata"]);
+const NULL_WHEN_ABSENT: ReadonlySet<string> = new Set<CommandName>(["get", "getWithMeta", "getMetadata"]);
 
 const INT64_MIN = -(2n ** 63n);
 
-export function parseOperation(code: number, payload: Uint8Array, limits: EngineLimits): Operation {
+export function parseOperation(code: number, payload: Uint8Array, limits: EngineLimits): ParsedRequest {
   const definition = isPeerCommand(code) ? undefined : commandByCode(code);
   if (definition === undefined) throw new KvError("INVALID", `unknown command code 0x${code.toString(16)}`);
   const request = new RequestFields(PayloadFields.decode(payload), limits);
   const operation = PARSERS[definition.name as ClientCommandName](request);
   const timeoutMs = request.timeoutMs();
-  return timeoutMs === undefined ? operation : { ...operation, timeoutMs };
+  return timeoutMs === undefined ? { operation } : { operation, timeoutMs };
 }
 
-/** The response for an operation's outcome. */
-export function renderOutcome(operationName: CommandName, outcome: Outcome<unknown>): ServerResponse {
+/** The response for the outcome of the operation named `operationName` (see COMMANDS). */
+export function renderOutcome(operationName: string, outcome: Outcome<unknown>): ServerResponse {
   if (!outcome.ok) {
     const { code, message, keys } = outcome.error;
     return { status: STATUS.ERROR, payload: encodeErrorPayload(new KvError(code, message, keys === undefined ? {} : { keys })) };
@@ -111,7 +112,7 @@ export function renderOutcome(operationName: CommandName, outcome: Outcome<unkno
   return { status: STATUS.OK, payload: encode(outcome.value) };
 }
 
-type Parser = (request: RequestFields) => OperationKind;
+type Parser = (request: RequestFields) => Operation;
 
 const PARSERS: Readonly<Record<ClientCommandName, Parser>> = {
   get: (request) => request.keyQuery("get"),
@@ -155,7 +156,7 @@ const PARSERS: Readonly<Record<ClientCommandName, Parser>> = {
   snapshotSave: () => ({ kind: "snapshotSave" }),
 };
 
-function parseSet(request: RequestFields): OperationKind {
+function parseSet(request: RequestFields): Operation {
   const { fields } = request;
   const fence = fields.optionalFieldsOf("fence");
   return request.write({
@@ -172,7 +173,7 @@ function parseSet(request: RequestFields): OperationKind {
 }
 
 /** decr is incr of the negated delta; only i64 min has no negation within signed 64-bit. */
-function parseIncrement(request: RequestFields, negate: boolean): OperationKind {
+function parseIncrement(request: RequestFields, negate: boolean): Operation {
   const delta = request.fields.has("delta") ? request.value("delta") : 1n;
   const operation = request.write({ type: "incr", key: request.key(), delta: delta as bigint });
   if (!negate) return operation;
@@ -181,7 +182,7 @@ function parseIncrement(request: RequestFields, negate: boolean): OperationKind 
   return { kind: "write", command: { ...command, delta: -command.delta } };
 }
 
-function parseScan(request: RequestFields): OperationKind {
+function parseScan(request: RequestFields): Operation {
   const { fields } = request;
   return request.read({
     type: "scan",
@@ -234,21 +235,21 @@ class RequestFields {
    * the one validation of every command field (keys, values, names, ranges, list sizes).
    * Fields typed `Value` here are unchecked until then.
    */
-  write(body: CommandBody): Extract<OperationKind, { readonly kind: "write" }> {
+  write(body: CommandBody): Extract<Operation, { readonly kind: "write" }> {
     const candidate = { ...body, namespace: this.namespace(), ...optional("session", this.session()) } as Command;
     return { kind: "write", command: decodeCommand(encodeCommand(candidate), this.limits) };
   }
 
-  read(body: QueryBody): OperationKind {
+  read(body: QueryBody): Operation {
     const query = { ...body, namespace: validateNamespace(this.namespace(), this.limits) } as Query;
     return { kind: "read", query, consistency: this.consistency() };
   }
 
-  keyQuery(type: "get" | "getWithMeta" | "getMetadata" | "exists" | "ttl"): OperationKind {
+  keyQuery(type: "get" | "getWithMeta" | "getMetadata" | "exists" | "ttl"): Operation {
     return this.read({ type, key: validateKey(this.key(), this.limits) });
   }
 
-  patternQuery(type: "keys" | "count" | "getPattern"): OperationKind {
+  patternQuery(type: "keys" | "count" | "getPattern"): Operation {
     return this.read({ type, pattern: this.fields.optionalString("pattern") ?? "*", ...this.separator() });
   }
 

@@ -4,11 +4,16 @@ import type { OperationRequest } from "../../../src/client/requests.js";
 import { DEFAULT_LIMITS, type EngineLimits } from "../../../src/engine/limits.js";
 import type { SessionStamp } from "../../../src/engine/sessions.js";
 import { KvError, type ErrorCode } from "../../../src/errors.js";
-import { parseOperation, type Operation } from "../../../src/server/protocol/operations.js";
+import { parseOperation, type Operation, type ParsedRequest } from "../../../src/server/protocol/operations.js";
 
 /** Parses what a builder produced, as the server does. */
-export function parse(request: OperationRequest<unknown>, limits: EngineLimits = DEFAULT_LIMITS): Operation {
+export function parseRequest(request: OperationRequest<unknown>, limits: EngineLimits = DEFAULT_LIMITS): ParsedRequest {
   return parseOperation(request.code, request.payload, limits);
+}
+
+/** The operation alone. */
+export function parse(request: OperationRequest<unknown>, limits: EngineLimits = DEFAULT_LIMITS): Operation {
+  return parseRequest(request, limits).operation;
 }
 
 /** The KvError code `body` throws; fails the test when it throws nothing or something else. */

@@ -8,9 +8,9 @@ import type { Query } from "../../../src/engine/queries.js";
 import { validateValue } from "../../../src/engine/validation.js";
 import { Decimal, type Value } from "../../../src/engine/value.js";
 import { COMMANDS, isPeerCommand } from "../../../src/server/protocol/commands.js";
-import type { OperationKind } from "../../../src/server/protocol/operations.js";
+import type { Operation } from "../../../src/server/protocol/operations.js";
 import { representation, valueArbitrary, INT64_MAX, INT64_MIN } from "../../engine/values/arbitraries.js";
-import { errorCodeOf, keyArbitrary, namespaceArbitrary, parse, sessionArbitrary, ttlSecondsArbitrary } from "./helpers.js";
+import { errorCodeOf, keyArbitrary, namespaceArbitrary, parse, parseRequest, sessionArbitrary, ttlSecondsArbitrary } from "./helpers.js";
 
 const session = { clientId: 42n, sequence: 7, acknowledged: 5 };
 const metadata = new Map<string, Value>([["owner", "billing"], ["tries", 3n]]);
@@ -18,16 +18,16 @@ const metadata = new Map<string, Value>([["owner", "billing"], ["tries", 3n]]);
 /** A command or query whose namespace defaults to "" (distributed over the union). */
 type WithDefaultNamespace<T> = T extends unknown ? Omit<T, "namespace"> & { readonly namespace?: string } : never;
 
-function write(command: WithDefaultNamespace<Command>): OperationKind {
+function write(command: WithDefaultNamespace<Command>): Operation {
   return { kind: "write", command: { namespace: "", ...command } as Command };
 }
 
-function read(query: WithDefaultNamespace<Query>, consistency: "linearizable" | "serializable" = "linearizable"): OperationKind {
+function read(query: WithDefaultNamespace<Query>, consistency: "linearizable" | "serializable" = "linearizable"): Operation {
   return { kind: "read", query: { namespace: "", ...query } as Query, consistency };
 }
 
 /** Builder output and the operation the server must make of it; every client command appears. */
-const CASES: readonly (readonly [string, OperationRequest<unknown>, OperationKind])[] = [
+const CASES: readonly (readonly [string, OperationRequest<unknown>, Operation])[] = [
   ["get", requests.get({ key: "user:1" }), read({ type: "get", key: "user:1" })],
   ["get", requests.get({ key: "k", namespace: "tenant", consistency: "serializable" }), read({ type: "get", key: "k", namespace: "tenant" }, "serializable")],
   ["getWithMeta", requests.getWithMeta({ key: "k" }), read({ type: "getWithMeta", key: "k" })],
@@ -116,9 +116,10 @@ describe("parseOperation of builder output", () => {
   });
 
   test("timeoutMs travels beside the operation", () => {
-    expect(parse(requests.get({ key: "k", timeoutMs: 250 }))).toEqual({ ...read({ type: "get", key: "k" }), timeoutMs: 250 });
-    expect(parse(requests.ping({ timeoutMs: 120_000 }))).toEqual({ kind: "ping", timeoutMs: 120_000 });
-    expect(parse(requests.ping())).not.toHaveProperty("timeoutMs");
+    expect(parseRequest(requests.get({ key: "k", timeoutMs: 250 }))).toEqual({ operation: read({ type: "get", key: "k" }), timeoutMs: 250 });
+    expect(parseRequest(requests.ping({ timeoutMs: 120_000 }))).toEqual({ operation: { kind: "ping" }, timeoutMs: 120_000 });
+    expect(parseRequest(requests.ping({ timeoutMs: 1 })).timeoutMs).toBe(1);
+    expect(parseRequest(requests.ping())).toEqual({ operation: { kind: "ping" } });
   });
 
   test("TTL seconds become whole milliseconds rounded up, and decimal seconds are not inflated", () => {
