@@ -88,7 +88,7 @@ export function decode(bytes: Uint8Array): unknown {
 
 // ---- -0 ----------------------------------------------------------------------------------
 
-/** Containers msgpackr writes element by element; anything else is a leaf here. */
+/** Objects msgpackr writes as maps of their properties; other class instances are leaves here. */
 function isPlainObject(data: object): data is Record<string, unknown> {
   const prototype: unknown = Object.getPrototypeOf(data);
   return prototype === Object.prototype || prototype === null;
@@ -96,19 +96,19 @@ function isPlainObject(data: object): data is Record<string, unknown> {
 
 function containsNegativeZero(data: unknown, depth: number): boolean {
   if (typeof data === "number") return Object.is(data, -0);
-  if (typeof data !== "object" || data === null) return false;
+  const children = containerChildren(data);
+  if (children === undefined) return false;
   if (depth >= MAX_ENCODED_DEPTH) throw new KvError("INVALID", `data nested deeper than ${MAX_ENCODED_DEPTH} levels`);
-  if (Array.isArray(data)) {
-    for (let index = 0; index < data.length; index += 1) if (containsNegativeZero(data[index], depth + 1)) return true;
-    return false;
-  }
-  if (data instanceof Map) {
-    for (const element of data.values()) if (containsNegativeZero(element, depth + 1)) return true;
-    return false;
-  }
-  if (!isPlainObject(data)) return false;
-  for (const key in data) if (containsNegativeZero(data[key], depth + 1)) return true;
+  for (const child of children) if (containsNegativeZero(child, depth + 1)) return true;
   return false;
+}
+
+/** What msgpackr writes item by item: array elements, Map values, plain object values. */
+function containerChildren(data: unknown): Iterable<unknown> | undefined {
+  if (typeof data !== "object" || data === null) return undefined;
+  if (Array.isArray(data)) return data as unknown[];
+  if (data instanceof Map) return data.values();
+  return isPlainObject(data) ? Object.values(data) : undefined;
 }
 
 /** A copy of `data` with every -0 in arrays, Maps and plain objects replaced by the marker. */
@@ -226,12 +226,12 @@ class DocumentScanner {
     throw malformed(`unknown extension type ${type}`);
   }
 
-  /** Makes the next item the tag's single child, after checking that it is a string. */
+  /** Scans the item after the tag, which must be a string; it belongs to the tag, not to a container. */
   private taggedString(): number {
     const type = this.bytes[this.need(1)] as number;
     const isString = (type >= 0xa0 && type <= 0xbf) || (type >= 0xd9 && type <= 0xdb);
     if (!isString) throw malformed("Decimal extension is not followed by a string");
-    return 1;
+    return this.item();
   }
 
   private uint(length: 1 | 2 | 4): number {

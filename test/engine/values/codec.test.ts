@@ -190,6 +190,9 @@ describe("decode refuses malformed input with INVALID", () => {
     const deepest = new Uint8Array(MAX_ENCODED_DEPTH + 1).fill(0x91);
     deepest[MAX_ENCODED_DEPTH] = 0xc0;
     expect(decode(deepest)).toBeInstanceOf(Array);
+    let deepestDecimal: unknown = new Decimal("1.5");
+    for (let level = 0; level < MAX_ENCODED_DEPTH; level += 1) deepestDecimal = [deepestDecimal];
+    expect(representation(roundTrip(deepestDecimal))).toBe(representation(deepestDecimal));
     const tooDeep = new Uint8Array(MAX_ENCODED_DEPTH + 2).fill(0x91);
     tooDeep[MAX_ENCODED_DEPTH + 1] = 0xc0;
     expectInvalid(tooDeep);
