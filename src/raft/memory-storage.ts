@@ -80,7 +80,7 @@ export class MemoryStorage implements LogStorage {
     const start = fresh[0];
     if (start === undefined) return;
     this.log.length = start.index - this.snapshot.index - 1;
-    this.log.push(...fresh);
+    for (const entry of fresh) this.log.push(entry);
   }
 
   setHardState(hardState: HardState): void {

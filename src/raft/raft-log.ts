@@ -120,7 +120,9 @@ export class RaftLog {
       this.unstableOffset = first.index;
       this.unstable = [...entries];
     } else {
-      this.unstable = [...this.unstable.slice(0, first.index - this.unstableOffset), ...entries];
+      // Appending at the end (the leader's common case) must not copy the unstable tail.
+      this.unstable.length = first.index - this.unstableOffset;
+      for (const entry of entries) this.unstable.push(entry);
     }
     this.memberships = this.memberships.filter((record) => record.index < first.index);
     this.recordMemberships(entries);
