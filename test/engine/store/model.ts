@@ -9,7 +9,7 @@ import type { Outcome } from "../../../src/engine/outcome.js";
 import { addDecimals, ExactDecimal, isDecimal } from "../../../src/engine/decimal.js";
 import { valueSize } from "../../../src/engine/validation.js";
 import { DEFAULT_LIMITS } from "../../../src/engine/limits.js";
-import type { Value, ValueMap } from "../../../src/engine/value.js";
+import type { Decimal, Value, ValueMap } from "../../../src/engine/value.js";
 
 interface ModelEntry {
   value: Value;
@@ -137,7 +137,7 @@ export class Model {
       case "incrFloat":
         return this.number(command, (v) => typeof v === "number", 0, (v) => (v as number) + command.delta);
       case "incrDecimal":
-        return this.number(command, isDecimal, new ExactDecimal(0), (v) => addDecimals(v as ExactDecimal, command.delta));
+        return this.number(command, isDecimal, new ExactDecimal(0), (v) => addDecimals(v as Decimal, command.delta));
       case "append":
         return this.append(command);
       case "cas": {
