@@ -121,7 +121,7 @@ const PARSERS: Readonly<Record<ClientCommandName, Parser>> = {
   exists: (request) => request.keyQuery("exists"),
   ttl: (request) => request.keyQuery("ttl"),
   set: parseSet,
-  setnx: (request) => request.write({ type: "set", key: request.key(), value: request.value("value"), nx: true, ...request.ttl() }),
+  setnx: (request) => request.write({ type: "set", key: request.key(), value: request.value("value"), nx: true, ttlMs: request.ttlMs() }),
   setMetadata: (request) => request.write({ type: "setMetadata", key: request.key(), metadata: request.value("metadata") as Map<string, Value> }),
   delete: (request) => request.write({ type: "delete", keys: request.fields.stringList("keys") }),
   mdelete: (request) => request.write({ type: "mdelete", keys: request.fields.stringList("keys") }),
@@ -131,21 +131,21 @@ const PARSERS: Readonly<Record<ClientCommandName, Parser>> = {
   incrDecimal: (request) => request.write({ type: "incrDecimal", key: request.key(), delta: request.value("delta") as CommandOf<"incrDecimal">["delta"] }),
   append: (request) => request.write({ type: "append", key: request.key(), value: request.value("value") }),
   cas: (request) =>
-    request.write({ type: "cas", key: request.key(), expected: request.value("expected"), newValue: request.value("newValue"), ...request.ttl() }),
-  mset: (request) => request.write({ type: "mset", entries: request.entries(), ...request.ttl() }),
+    request.write({ type: "cas", key: request.key(), expected: request.value("expected"), newValue: request.value("newValue"), ttlMs: request.ttlMs() }),
+  mset: (request) => request.write({ type: "mset", entries: request.entries(), ttlMs: request.ttlMs() }),
   mget: (request) => request.read({ type: "mget", keys: request.keys("keys"), ...optional("strict", request.fields.optionalBoolean("strict")) }),
   keys: (request) => request.patternQuery("keys"),
   count: (request) => request.patternQuery("count"),
   getPattern: (request) => request.patternQuery("getPattern"),
-  deletePattern: (request) => request.write({ type: "deletePattern", pattern: request.fields.string("pattern"), ...request.separator() }),
+  deletePattern: (request) => request.write({ type: "deletePattern", pattern: request.fields.string("pattern"), separator: request.fields.optionalString("separator") }),
   scan: parseScan,
   expire: (request) => request.write({ type: "expire", key: request.key(), ttlMs: expireMilliseconds(request.fields.number("ttl")) }),
   persist: (request) => request.write({ type: "persist", key: request.key() }),
   storageSize: (request) => request.read({ type: "storageSize", ...optional("keys", request.fields.has("keys") ? request.keys("keys") : undefined) }),
   deleteExpired: (request) => request.write({ type: "purgeExpired", limit: MAX_PURGE_PER_COMMAND }),
-  lock: (request) => request.write({ type: "lock", ...request.lockName(), ttlMs: ttlMilliseconds(request.fields.number("ttl")) }),
-  extend: (request) => request.write({ type: "extend", ...request.lockName(), ttlMs: ttlMilliseconds(request.fields.number("ttl")) }),
-  unlock: (request) => request.write({ type: "unlock", ...request.lockName() }),
+  lock: (request) => request.write({ type: "lock", name: request.fields.string("name"), owner: request.fields.string("owner"), ttlMs: request.requiredTtlMs() }),
+  extend: (request) => request.write({ type: "extend", name: request.fields.string("name"), owner: request.fields.string("owner"), ttlMs: request.requiredTtlMs() }),
+  unlock: (request) => request.write({ type: "unlock", name: request.fields.string("name"), owner: request.fields.string("owner") }),
   registerSession: (request) => request.write({ type: "registerSession" }),
   ping: () => ({ kind: "ping" }),
   info: () => ({ kind: "info" }),
@@ -163,12 +163,12 @@ function parseSet(request: RequestFields): Operation {
     type: "set",
     key: request.key(),
     value: request.value("value"),
-    ...request.ttl(),
-    ...optional("nx", fields.optionalBoolean("nx")),
-    ...optional("xx", fields.optionalBoolean("xx")),
-    ...optional("ifVersion", fields.optionalInteger("ifVersion")),
-    ...optional("metadata", fields.has("metadata") ? (request.value("metadata") as Map<string, Value>) : undefined),
-    ...optional("fence", fence === undefined ? undefined : { lock: fence.string("lock"), token: fence.bigint("token") }),
+    ttlMs: request.ttlMs(),
+    nx: fields.optionalBoolean("nx"),
+    xx: fields.optionalBoolean("xx"),
+    ifVersion: fields.optionalInteger("ifVersion"),
+    metadata: fields.has("metadata") ? (request.value("metadata") as Map<string, Value>) : undefined,
+    fence: fence === undefined ? undefined : { lock: fence.string("lock"), token: fence.bigint("token") },
   });
 }
 
@@ -219,8 +219,14 @@ function optional<Name extends string, T>(name: Name, value: T | undefined): { r
   return (value === undefined ? {} : { [name]: value }) as { readonly [K in Name]?: T };
 }
 
-/** A Command without the common fields, as a parser builds it. */
-type CommandBody = Command extends infer Each ? (Each extends Command ? Omit<Each, "namespace" | "session"> : never) : never;
+/**
+ * A Command without the common fields, as a parser builds it: an optional field may be
+ * undefined, which encodeCommand writes as nil (absent). Building plain literals keeps the hot
+ * write path free of conditional spreads.
+ */
+type CommandBody = Command extends infer Each ? (Each extends Command ? Draft<Omit<Each, "namespace" | "session">> : never) : never;
+type OptionalKeys<T> = { [K in keyof T]-?: object extends Pick<T, K> ? K : never }[keyof T];
+type Draft<T> = Omit<T, OptionalKeys<T>> & { readonly [K in OptionalKeys<T>]?: T[K] | undefined };
 type QueryBody = Query extends infer Each ? (Each extends Query ? Omit<Each, "namespace"> : never) : never;
 
 /** A payload with its limits: the common fields and the typed readers the parsers share. */
@@ -236,7 +242,7 @@ class RequestFields {
    * Fields typed `Value` here are unchecked until then.
    */
   write(body: CommandBody): Extract<Operation, { readonly kind: "write" }> {
-    const candidate = { ...body, namespace: this.namespace(), ...optional("session", this.session()) } as Command;
+    const candidate = { ...body, namespace: this.namespace(), session: this.session() } as Command;
     return { kind: "write", command: decodeCommand(encodeCommand(candidate), this.limits) };
   }
 
@@ -278,16 +284,17 @@ class RequestFields {
     return entries as (readonly [string, Value])[];
   }
 
-  ttl(): { readonly ttlMs?: number } {
-    return optional("ttlMs", this.fields.has("ttl") ? ttlMilliseconds(this.fields.number("ttl")) : undefined);
+  /** The optional `ttl` seconds as milliseconds. */
+  ttlMs(): number | undefined {
+    return this.fields.has("ttl") ? this.requiredTtlMs() : undefined;
+  }
+
+  requiredTtlMs(): number {
+    return ttlMilliseconds(this.fields.number("ttl"));
   }
 
   separator(): { readonly separator?: string } {
     return optional("separator", this.fields.optionalString("separator"));
-  }
-
-  lockName(): { readonly name: string; readonly owner: string } {
-    return { name: this.fields.string("name"), owner: this.fields.string("owner") };
   }
 
   nonEmpty(name: string): string {
