@@ -201,13 +201,13 @@ export const requests = {
 function build<Result>(name: ClientCommandName, input: object, decodeData: (data: unknown) => Result): OperationRequest<Result> {
   return request(name, input, (response) => {
     if (response.status === STATUS.NULL) throw malformed(name, "a NULL answer");
-    return decodeData(decodeOk(response));
+    return decodeData(decode(response.payload));
   });
 }
 
 /** An operation whose "nothing" answer is the NULL status. */
 function orNull<Result>(name: ClientCommandName, input: object, decodeData: (data: unknown) => Result): OperationRequest<Result | null> {
-  return request(name, input, (response) => (response.status === STATUS.NULL ? null : decodeData(decodeOk(response))));
+  return request(name, input, (response) => (response.status === STATUS.NULL ? null : decodeData(decode(response.payload))));
 }
 
 function request<Result>(name: ClientCommandName, input: object, decodeResult: (response: OperationResponse) => Result): OperationRequest<Result> {
@@ -222,10 +222,6 @@ function checkedResponse(response: OperationResponse): OperationResponse {
   return response;
 }
 
-function decodeOk(response: OperationResponse): unknown {
-  return decode(response.payload);
-}
-
 function malformed(what: string, got: string): KvError {
   return new KvError("INVALID", `malformed ${what} result: got ${got}`);
 }
@@ -233,7 +229,11 @@ function malformed(what: string, got: string): KvError {
 // ---- result shapes --------------------------------------------------------------------------
 // Responses come from another process, so each shape is checked; a wrong one is INVALID.
 
-/** A stored value: the codec only produces Value shapes, so it is taken as it comes. */
+/**
+ * A stored value, taken as the codec decoded it. Besides Value shapes the codec can only yield
+ * `undefined` or a map with non-string keys, which no server writes; checking every value
+ * again would cost a full walk of each answer.
+ */
 export function asValue(data: unknown): Value {
   return data as Value;
 }

@@ -60,7 +60,9 @@ import { EMPTY_PAYLOAD, encodeErrorPayload, STATUS } from "./status.js";
  * Error codes: a request whose shape is wrong (not a map, a missing or mistyped field, an
  * unknown code) is INVALID, and the server closes the connection; a bad key or name is
  * KEY_INVALID, a bad value or option VALUE_INVALID or TOO_LARGE, and the connection stays open.
- * Keys, values and every command field are validated by the engine's own decodeCommand.
+ * Keys, values and every command field are validated by the engine's own decodeCommand. Glob
+ * patterns and scan cursors are checked where they are used, by the engine: a malformed one is
+ * an ERROR response with code INVALID, and the connection stays open.
  */
 export type Operation =
   | { readonly kind: "write"; readonly command: Command }

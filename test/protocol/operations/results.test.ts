@@ -130,6 +130,15 @@ describe("results through the engine", () => {
     expect(harness.run(requests.mdelete({ keys: ["zz"] }))).toBe(0);
   });
 
+  test("a malformed glob pattern or scan cursor is an ERROR answer with code INVALID, not a closed connection", () => {
+    const harness = new Harness();
+    for (const request of [requests.keys({ pattern: "[a" }), requests.deletePattern({ pattern: "{a" }), requests.scan({ cursor: "nope" })]) {
+      const response = harness.response(request);
+      expect([request.name, response.status]).toEqual([request.name, STATUS.ERROR]);
+      expectError(() => request.decodeResult(response), "INVALID");
+    }
+  });
+
   test("expiry: expire, persist, deleteExpired", () => {
     const harness = new Harness();
     harness.run(requests.mset({ entries: [["x", 1n], ["y", 2n], ["z", 3n]] }));
