@@ -1,6 +1,7 @@
 import { describe, expect, test } from "vitest";
 import { ClientConnection } from "../../src/client/connection.js";
 import { requests } from "../../src/client/requests.js";
+import { valuesEqual } from "../../src/engine/equality.js";
 import type { Value } from "../../src/engine/value.js";
 import { isErrorCode, KvError } from "../../src/errors.js";
 import { parseHostPort } from "../../src/server/peers.js";
@@ -33,9 +34,10 @@ function seededBytes(seed: number): (length: number) => Uint8Array {
   };
 }
 
+/** `depth` lists, one inside the other (only containers count toward the depth limit). */
 function nested(depth: number): Value {
   let value: Value = 1n;
-  for (let level = 1; level < depth; level++) value = [value];
+  for (let level = 0; level < depth; level++) value = [value];
   return value;
 }
 
@@ -70,11 +72,15 @@ async function rejection(promise: Promise<unknown>): Promise<KvError> {
 class Bystander {
   rounds = 0;
   readonly wrongAnswers: string[] = [];
+  /** Any error the well-behaved client got: none is expected. */
+  failure: unknown = null;
   private running = true;
   private readonly done: Promise<void>;
 
   constructor(private readonly client: TestClient) {
-    this.done = this.run();
+    this.done = this.run().catch((error: unknown) => {
+      this.failure = error;
+    });
   }
 
   private async run(): Promise<void> {
@@ -91,14 +97,57 @@ class Bystander {
   /** Proof that the node still serves: one more full round completes after this call. */
   async completesAnotherRound(): Promise<void> {
     const target = this.rounds + 1;
-    const reached = await pollUntil(ANSWER_DEADLINE_MS, async () => (this.rounds >= target ? true : null));
+    const reached = await pollUntil(ANSWER_DEADLINE_MS, async () => (this.rounds >= target || this.failure !== null ? true : null));
+    expect(this.failure).toBeNull();
     expect(reached, "the bystander client stalled").toBe(true);
   }
 
   async stop(): Promise<void> {
     this.running = false;
     await this.done;
+    this.client.close();
   }
+}
+
+const TYPED_VALUES = new Map<string, Value>([
+  ["int", -(2n ** 63n)],
+  ["text", "survives a restart"],
+  ["bytes", new Uint8Array([0, 1, 254, 255])],
+  ["nested", new Map<string, Value>([["list", [1n, 2.5, null, true]]])],
+]);
+
+/**
+ * Writes filler keys (enough to cross `snapshotEntries`, whose snapshot is awaited), then typed
+ * values that land in the log tail after it; stops the node with SIGTERM, starts it again and
+ * reads everything back.
+ */
+async function expectDataSurvivesRestart(plan: { readonly snapshotEntries: number | null; readonly fillerWrites: number }): Promise<void> {
+  const nodeOptions = plan.snapshotEntries === null ? [] : ["--snapshot-entries", String(plan.snapshotEntries)];
+  const cluster = await startCluster({ size: 1, nodeOptions });
+  const first = await cluster.waitForLeader(LEADER_WAIT_MS);
+  const client = new TestClient([first.address]);
+  const expected = new Map<string, Value>();
+  for (let index = 0; index < plan.fillerWrites; index++) expected.set(`filler-${index}`, BigInt(index));
+  expect(await Promise.all([...expected].map(([key, value]) => client.call(requests.set({ key, value }))))).not.toContain(false);
+  if (plan.snapshotEntries !== null) {
+    const threshold = plan.snapshotEntries;
+    const snapshotted = await pollUntil(LEADER_WAIT_MS, async () => ((await cluster.status(first.id)).snapshotIndex >= threshold ? true : null));
+    expect(snapshotted, `no snapshot at or past index ${threshold}`).toBe(true);
+  }
+  for (const [key, value] of TYPED_VALUES) {
+    expect(await client.call(requests.set({ key, value }))).toBe(true);
+    expected.set(key, value);
+  }
+
+  await cluster.kill(first.id, "SIGTERM");
+  await cluster.restart(first.id);
+  await cluster.waitForLeader(LEADER_WAIT_MS);
+  for (const [key, value] of TYPED_VALUES) {
+    const found = await client.call(requests.get({ key }));
+    expect(found !== null && valuesEqual(found, value), `${key}: ${String(found)}`).toBe(true);
+  }
+  await expectAllPresent(client, expected);
+  client.close();
 }
 
 describe("a single node", () => {
@@ -163,6 +212,7 @@ describe("a single node", () => {
 
     await bystander.completesAnotherRound();
     await bystander.stop();
+    expect(bystander.failure).toBeNull();
     expect(bystander.wrongAnswers).toEqual([]);
     expect(bystander.rounds).toBeGreaterThan(6);
   });
@@ -188,22 +238,10 @@ describe("a single node", () => {
   });
 
   test("restart: written, SIGTERM, started again, the data is there", async () => {
-    const cluster = await startCluster({ size: 1 });
-    const first = await cluster.waitForLeader(LEADER_WAIT_MS);
-    const client = new TestClient([first.address]);
-    const expected = new Map<string, Value>([
-      ["int", -(2n ** 63n)],
-      ["text", "survives a restart"],
-      ["bytes", new Uint8Array([0, 1, 254, 255])],
-      ["nested", new Map<string, Value>([["list", [1n, 2.5, null, true]]])],
-    ]);
-    for (const [key, value] of expected) expect(await client.call(requests.set({ key, value }))).toBe(true);
+    await expectDataSurvivesRestart({ snapshotEntries: null, fillerWrites: 0 });
+  });
 
-    await cluster.kill(first.id, "SIGTERM");
-    await cluster.restart(first.id);
-    await cluster.waitForLeader(LEADER_WAIT_MS);
-    for (const [key, value] of expected) expect(await client.call(requests.get({ key }))).toEqual(value);
-    await expectAllPresent(client, expected);
-    client.close();
+  test("restart after a snapshot: recovery is the newest snapshot plus the log tail", async () => {
+    await expectDataSurvivesRestart({ snapshotEntries: 100, fillerWrites: 150 });
   });
 });

@@ -1,5 +1,6 @@
 import { expect } from "vitest";
 import { requests } from "../../src/client/requests.js";
+import { valuesEqual } from "../../src/engine/equality.js";
 import type { Value } from "../../src/engine/value.js";
 import { KvError } from "../../src/errors.js";
 import type { TestClient } from "./test-client.js";
@@ -96,7 +97,7 @@ export async function expectAllPresent(client: TestClient, expected: ReadonlyMap
     const found = await readMany(client, batch, node);
     for (const key of batch) {
       if (!found.has(key)) missing.push(key);
-      else if (found.get(key) !== expected.get(key)) wrong.push(key);
+      else if (!valuesEqual(found.get(key) ?? null, expected.get(key) ?? null)) wrong.push(key);
     }
   }
   expect({ missing: missing.slice(0, 20), missingCount: missing.length, wrongCount: wrong.length }).toEqual({ missing: [], missingCount: 0, wrongCount: 0 });
