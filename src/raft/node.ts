@@ -5,6 +5,7 @@ import { Progress } from "./progress.js";
 import { quorumValue, voteOutcome } from "./quorum.js";
 import { RaftLog } from "./raft-log.js";
 import { ReadIndexBatcher } from "./read-index.js";
+import { SnapshotReceiver } from "./snapshot-receiver.js";
 import { RaftError } from "./types.js";
 import type {
   HardState,
@@ -19,7 +20,6 @@ import type {
   Ready,
   Role,
   SnapshotChunk,
-  SnapshotMetadata,
   SoftState,
 } from "./types.js";
 
@@ -97,7 +97,7 @@ export class RaftNode {
   private readsAwaitingTermCommit: { readonly context: number; readonly from: NodeId }[] = [];
   private readsToForward: number[] = [];
   private readonly forwardedReads = new Set<number>();
-  private incomingSnapshot: { readonly metadata: SnapshotMetadata; receivedBytes: number } | undefined;
+  private readonly snapshotReceiver = new SnapshotReceiver();
   private messages: Message[] = [];
   private readStates: ReadState[] = [];
   private droppedReads: number[] = [];
@@ -156,6 +156,7 @@ export class RaftNode {
       throw new RaftError("MEMBERSHIP_CHANGE_PENDING", "the leader has not committed an entry of its term yet");
     }
     const membership = changeMembership(this.membership, change);
+    this.reserveUncommitted(entrySizeBytes({ kind: "membership", membership, index: 0, term: 0 }));
     const index = this.appendAsLeader([{ kind: "membership", membership }]);
     return { index, term: this.term };
   }
@@ -284,7 +285,7 @@ export class RaftNode {
 
   private reset(term: number): void {
     this.failPendingReads();
-    if (term !== this.term) this.incomingSnapshot = undefined;
+    if (term !== this.term) this.snapshotReceiver.reset();
     this.setTerm(term);
     this.leader = null;
     this.electionElapsedTicks = 0;
@@ -554,31 +555,20 @@ export class RaftNode {
     this.send({ type: "heartbeatResponse", ...this.header(message.from), readRound: message.readRound });
   }
 
-  /** Receives one chunk; chunks must arrive in order, the answer tells the leader where to resume. */
+  /** Receives one chunk; the answer tells the leader where to resume (or that it is installed). */
   private handleSnapshotChunk(message: Extract<Message, { type: "installSnapshot" }>): void {
     const { chunk } = message;
-    const { metadata } = chunk;
     const reply = (snapshotIndex: number, nextOffset: number, done: boolean): void =>
       this.send({ type: "installSnapshotResponse", ...this.header(message.from), snapshotIndex, nextOffset, done });
-    if (metadata.index <= this.log.committed) return reply(this.log.committed, 0, true);
-    const incoming = this.incomingSnapshot;
-    const sameSnapshot = incoming !== undefined && incoming.metadata.index === metadata.index && incoming.metadata.term === metadata.term;
-    if (!sameSnapshot && chunk.offset !== 0) return reply(metadata.index, 0, false);
-    const receiving = sameSnapshot ? incoming : { metadata, receivedBytes: 0 };
-    this.incomingSnapshot = receiving;
-    if (chunk.offset !== receiving.receivedBytes) return reply(metadata.index, receiving.receivedBytes, false);
-    const end = chunk.offset + chunk.data.byteLength;
-    if (end > metadata.sizeBytes || chunk.last !== (end === metadata.sizeBytes)) {
-      this.incomingSnapshot = undefined;
-      return reply(metadata.index, 0, false);
-    }
+    // Already covered by the commit index: the follower's log matches the leader up to there.
+    if (chunk.metadata.index <= this.log.committed) return reply(this.log.committed, 0, true);
+    const verdict = this.snapshotReceiver.receive(chunk);
+    if (verdict.kind === "resend") return reply(chunk.metadata.index, verdict.nextOffset, false);
     this.snapshotChunks.push(chunk);
-    receiving.receivedBytes = end;
-    if (!chunk.last) return reply(metadata.index, end, false);
-    this.incomingSnapshot = undefined;
-    this.log.restore(metadata);
+    if (verdict.kind === "accepted") return reply(chunk.metadata.index, verdict.nextOffset, false);
+    this.log.restore(chunk.metadata);
     this.onLogChanged();
-    reply(metadata.index, end, true);
+    reply(chunk.metadata.index, verdict.nextOffset, true);
   }
 
   // ---- leader side of replication -----------------------------------------------------------
