@@ -7,6 +7,7 @@ import { MAX_PURGE_PER_COMMAND, type Command } from "../../../src/engine/command
 import type { Query } from "../../../src/engine/queries.js";
 import { validateValue } from "../../../src/engine/validation.js";
 import { Decimal, type Value } from "../../../src/engine/value.js";
+import { KvError } from "../../../src/errors.js";
 import { COMMANDS, isPeerCommand } from "../../../src/server/protocol/commands.js";
 import type { Operation } from "../../../src/server/protocol/operations.js";
 import { representation, valueArbitrary, INT64_MAX, INT64_MIN } from "../../engine/values/arbitraries.js";
@@ -169,6 +170,71 @@ describe("parseOperation properties", () => {
     );
   });
 
+  test("every operation carries its key, namespace, session (writes), consistency (reads) and timeout", () => {
+    const common = fc.record({
+      key: keyArbitrary,
+      value: valueArbitrary,
+      namespace: namespaceArbitrary,
+      session: sessionArbitrary,
+      consistency: fc.constantFrom("linearizable" as const, "serializable" as const),
+      ttl: ttlSecondsArbitrary,
+      timeoutMs: fc.integer({ min: 1, max: 120_000 }),
+    });
+    fc.assert(
+      fc.property(common, ({ key, value, namespace, session, consistency, ttl, timeoutMs }) => {
+        const reads = [
+          requests.get({ key, namespace, consistency, timeoutMs }),
+          requests.getWithMeta({ key, namespace, consistency, timeoutMs }),
+          requests.getMetadata({ key, namespace, consistency, timeoutMs }),
+          requests.exists({ key, namespace, consistency, timeoutMs }),
+          requests.ttl({ key, namespace, consistency, timeoutMs }),
+          requests.mget({ keys: [key], namespace, consistency, timeoutMs }),
+          requests.keys({ pattern: key, namespace, consistency, timeoutMs }),
+          requests.count({ pattern: key, namespace, consistency, timeoutMs }),
+          requests.getPattern({ pattern: key, namespace, consistency, timeoutMs }),
+          requests.scan({ match: key, namespace, consistency, timeoutMs }),
+          requests.storageSize({ keys: [key], namespace, consistency, timeoutMs }),
+        ];
+        for (const request of reads) {
+          const parsed = parseRequest(request);
+          expect(parsed.timeoutMs).toBe(timeoutMs);
+          expect(parsed.operation).toMatchObject({ kind: "read", consistency, query: { namespace } });
+          expect([request.name, subjectOf((parsed.operation as { query: Query }).query)]).toEqual([request.name, key]);
+        }
+        const keyed = { key, namespace, session, timeoutMs };
+        const writes = [
+          requests.set({ ...keyed, value, ttl }),
+          requests.setnx({ ...keyed, value, ttl }),
+          requests.setMetadata({ ...keyed, metadata: new Map([["m", value]]) }),
+          requests.incr(keyed),
+          requests.decr(keyed),
+          requests.incrFloat({ ...keyed, delta: 1.5 }),
+          requests.incrDecimal({ ...keyed, delta: new Decimal("0.1") }),
+          requests.append({ ...keyed, value }),
+          requests.cas({ ...keyed, expected: value, newValue: value, ttl }),
+          requests.expire({ ...keyed, ttl }),
+          requests.persist(keyed),
+          requests.delete({ keys: [key], namespace, session, timeoutMs }),
+          requests.mdelete({ keys: [key], namespace, session, timeoutMs }),
+          requests.mset({ entries: [[key, value]], namespace, session, timeoutMs }),
+          requests.deletePattern({ pattern: key, namespace, session, timeoutMs }),
+          requests.lock({ name: key, owner: key, ttl, namespace, session, timeoutMs }),
+          requests.extend({ name: key, owner: key, ttl, namespace, session, timeoutMs }),
+          requests.unlock({ name: key, owner: key, namespace, session, timeoutMs }),
+          requests.deleteExpired({ namespace, session, timeoutMs }),
+        ];
+        for (const request of writes) {
+          const parsed = parseRequest(request);
+          expect(parsed.timeoutMs).toBe(timeoutMs);
+          expect(parsed.operation).toMatchObject({ kind: "write", command: { namespace, session } });
+          const command = (parsed.operation as { command: Command }).command;
+          if (command.type !== "purgeExpired") expect([request.name, subjectOf(command)]).toEqual([request.name, key]);
+        }
+      }),
+      { numRuns: 60 },
+    );
+  });
+
   test("key lists, entries and patterns arrive unchanged", () => {
     fc.assert(
       fc.property(fc.array(keyArbitrary, { maxLength: 8 }), fc.array(valueArbitrary, { maxLength: 8 }), namespaceArbitrary, (keys, values, namespace) => {
@@ -219,13 +285,22 @@ describe("parseOperation properties", () => {
           const operation = parse({ ...requests.ping(), code, payload: encode(new Map(fields)) });
           expect(["write", "read", "ping", "info", "clusterStatus", "memberAdd", "memberRemove", "transferLeader", "snapshotSave"]).toContain(operation.kind);
         } catch (error) {
-          expect(errorCodeOf(() => { throw error; })).toMatch(/^(INVALID|KEY_INVALID|VALUE_INVALID|TOO_LARGE|OVERFLOW)$/);
+          expect(error).toBeInstanceOf(KvError);
+          expect((error as KvError).code).toMatch(/^(INVALID|KEY_INVALID|VALUE_INVALID|TOO_LARGE|OVERFLOW)$/);
         }
       }),
       { numRuns: 300 },
     );
   });
 });
+
+/** The key, name or pattern a command or query is about (the first one for lists). */
+function subjectOf(data: Command | Query): unknown {
+  const fields = data as unknown as Readonly<Record<string, unknown>>;
+  const list = (fields["keys"] ?? fields["entries"]) as readonly unknown[] | undefined;
+  const first = list?.[0];
+  return fields["key"] ?? fields["name"] ?? fields["pattern"] ?? fields["match"] ?? (Array.isArray(first) ? first[0] : first);
+}
 
 function expectTtl(ttlMs: number | undefined, seconds: number): void {
   const asked = seconds * 1000;
