@@ -64,9 +64,17 @@ describe("SafetyChecker on hand-made histories", () => {
   it("a committed entry may never be replaced, an uncommitted one may", () => {
     const checker = new SafetyChecker();
     checker.observeCommit("n1", 1, 1, log([1, 1]));
-    checker.observeAppend("n2", [command(2, 2)]);
-    checker.observeAppend("n2", [command(1, 1)]);
-    violation("committed entry overwritten", () => checker.observeAppend("n2", [command(1, 2)]));
+    checker.observeAppend("n2", [command(2, 2)], log([1, 1]));
+    checker.observeAppend("n2", [command(1, 1)], log([]));
+    violation("committed entry overwritten", () => checker.observeAppend("n2", [command(1, 2)], log([1])));
+    // The node knows index 1 is committed: whatever it holds there, a different entry is wrong.
+    violation("committed entry overwritten", () => checker.observeAppend("n1", [command(1, 2)], log([])));
+  });
+
+  it("a node in a minority may receive a stale leader's entry at an index committed elsewhere", () => {
+    const checker = new SafetyChecker();
+    checker.observeCommit("n1", 2, 2, log([1, 2]));
+    checker.observeAppend("n3", [command(2, 1)], log([1]));
   });
 
   it("log matching: equal index and term means identical prefixes", () => {

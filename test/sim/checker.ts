@@ -101,11 +101,17 @@ export class SafetyChecker {
     this.commitChecked.set(node, commitIndex);
   }
 
-  /** A node is about to persist `entries`: none may replace a committed entry. */
-  observeAppend(node: NodeId, entries: readonly LogEntry[]): void {
+  /**
+   * A node is about to persist `entries`: none may replace a committed entry that it holds or
+   * knows to be committed. (A node cut off in a minority may still receive a stale leader's
+   * conflicting entry at an index committed elsewhere: that entry is not committed and will go.)
+   */
+  observeAppend(node: NodeId, entries: readonly LogEntry[], log: LogView): void {
+    const nodeCommit = this.commitChecked.get(node) ?? 0;
     for (const entry of entries) {
       const record = this.committed.get(entry.index);
-      if (record !== undefined && record.digest !== entryDigest(entry)) {
+      if (record === undefined || record.digest === entryDigest(entry)) continue;
+      if (entry.index <= nodeCommit || digestAt(log, entry.index) === record.digest) {
         throw new SafetyViolation(
           "committed entry overwritten",
           `${node} replaces committed entry ${entry.index} (${record.digest}) with ${entryDigest(entry)}`,

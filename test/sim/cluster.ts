@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { MemoryStorage, type MemoryStorageInitial } from "../../src/raft/memory-storage.js";
 import { RaftNode, defaultRaftConfig } from "../../src/raft/node.js";
 import { RaftError } from "../../src/raft/types.js";
-import type { Membership, MembershipChange, Message, NodeId, ReadState, Ready, Role, SnapshotChunk } from "../../src/raft/types.js";
+import type { LogEntry, Membership, MembershipChange, Message, NodeId, ReadState, Ready, Role, SnapshotChunk } from "../../src/raft/types.js";
 import { ClientHistory, SafetyChecker, SafetyViolation } from "./checker.js";
 import { EventQueue, SimulatedClock } from "./clock.js";
 import { SimulatedNetwork } from "./network.js";
@@ -29,6 +29,8 @@ export interface ClusterConfig {
   readonly maxInFlightMessages: number;
   /** Client requests waiting on one node; past it the simulated client gives up (BUSY). */
   readonly maxPendingRequestsPerNode: number;
+  /** A client stops waiting for an answer after this long (outcome unknown, like TIMEOUT). */
+  readonly clientTimeoutMs: number;
   /** Ready batches handled for one input before the core is declared stuck in a loop. */
   readonly maxReadyBatchesPerInput: number;
   readonly traceLines: number;
@@ -47,6 +49,7 @@ export const DEFAULT_CLUSTER_CONFIG: ClusterConfig = {
   maxPendingEvents: 200_000,
   maxInFlightMessages: 20_000,
   maxPendingRequestsPerNode: 1_000,
+  clientTimeoutMs: 3_000,
   maxReadyBatchesPerInput: 1_000,
   traceLines: 400,
 };
@@ -61,6 +64,12 @@ export interface NodeSetup {
 
 interface PendingWrite extends WriteCommand {
   readonly term: number;
+  readonly invokedAtMs: number;
+}
+
+interface PendingRead {
+  readonly key: string;
+  readonly invokedAtMs: number;
 }
 
 type CrashPoint = "before persist" | "after persist" | "after send";
@@ -77,7 +86,7 @@ export class SimulatedNode {
   term = 0;
   incomingSnapshot: { readonly index: number; readonly term: number; readonly bytes: Uint8Array; received: number } | null = null;
   readonly pendingWrites = new Map<number, PendingWrite>();
-  readonly pendingReads = new Map<number, string>();
+  readonly pendingReads = new Map<number, PendingRead>();
   confirmedReads: ReadState[] = [];
 
   constructor(
@@ -245,13 +254,25 @@ export class SimulatedCluster {
   write(id: NodeId, key: string): number | null {
     const node = this.node(id);
     const raft = node.raft;
+    this.expireRequests(node);
     if (raft === null || node.pendingWrites.size >= this.config.maxPendingRequestsPerNode) return null;
     const operationId = this.nextOperationId++;
     const proposal = refusedAsNull(() => raft.propose([encodeWrite({ key, operationId })]));
     if (proposal === null) return null;
-    node.pendingWrites.set(proposal.firstIndex, { key, operationId, term: proposal.term });
+    node.pendingWrites.set(proposal.firstIndex, { key, operationId, term: proposal.term, invokedAtMs: this.clock.nowMs });
     this.drain(node);
     return operationId;
+  }
+
+  /** Clients that waited longer than their timeout give up: the outcome of such a write stays unknown. */
+  private expireRequests(node: SimulatedNode): void {
+    const oldestAllowedMs = this.clock.nowMs - this.config.clientTimeoutMs;
+    for (const [index, write] of node.pendingWrites) if (write.invokedAtMs < oldestAllowedMs) node.pendingWrites.delete(index);
+    for (const [readId, read] of node.pendingReads) {
+      if (read.invokedAtMs >= oldestAllowedMs) continue;
+      node.pendingReads.delete(readId);
+      this.history.failRead(readId);
+    }
   }
 
   isAcknowledged(operationId: number): boolean {
@@ -262,10 +283,11 @@ export class SimulatedCluster {
   read(id: NodeId, key: string): number | null {
     const node = this.node(id);
     const raft = node.raft;
+    this.expireRequests(node);
     if (raft === null || node.pendingReads.size >= this.config.maxPendingRequestsPerNode) return null;
     const readId = this.nextReadId++;
     this.history.invokeRead(readId, key);
-    node.pendingReads.set(readId, key);
+    node.pendingReads.set(readId, { key, invokedAtMs: this.clock.nowMs });
     if (refusedAsNull(() => raft.readIndex(readId)) === null) {
       node.pendingReads.delete(readId);
       this.history.failRead(readId);
@@ -350,7 +372,10 @@ export class SimulatedCluster {
     if (crashPoint === "before persist") return this.crash(node.id, `crash ${crashPoint}`);
     this.persist(node, ready);
     if (crashPoint === "after persist") return this.crash(node.id, `crash ${crashPoint}`);
-    for (const message of ready.messages) this.network.send(message);
+    for (const message of ready.messages) {
+      if (message.type === "appendEntries") checkContiguous(node.id, "appendEntries", message.entries, message.prevLogIndex + 1);
+      this.network.send(message);
+    }
     if (crashPoint === "after send") return this.crash(node.id, `crash ${crashPoint}`);
     const removed = this.apply(node, ready);
     this.serveReads(node, ready);
@@ -375,7 +400,8 @@ export class SimulatedCluster {
       this.trace(`${node.id} installs snapshot ${index}/${term}`);
     }
     if (ready.entries.length > 0) {
-      this.checker.observeAppend(node.id, ready.entries);
+      checkContiguous(node.id, "Ready.entries", ready.entries, ready.entries[0]?.index ?? 0);
+      this.checker.observeAppend(node.id, ready.entries, node.storage);
       node.storage.append(ready.entries);
     }
     if (ready.hardState !== undefined) node.storage.setHardState(ready.hardState);
@@ -437,10 +463,10 @@ export class SimulatedCluster {
         waiting.push(readState);
         continue;
       }
-      const key = node.pendingReads.get(readState.context);
-      if (key === undefined) continue;
+      const read = node.pendingReads.get(readState.context);
+      if (read === undefined) continue;
       node.pendingReads.delete(readState.context);
-      this.history.completeRead(readState.context, node.id, node.machine.read(key));
+      this.history.completeRead(readState.context, node.id, node.machine.read(read.key));
     }
     node.confirmedReads = waiting;
     for (const readId of ready.droppedReads) {
@@ -491,6 +517,16 @@ export class SimulatedCluster {
 function restoreMachine(storage: MemoryStorage): RegisterMachine {
   const snapshot = storage.snapshotMetadata();
   return RegisterMachine.restore(storage.snapshotData(), snapshot.index, snapshot.membership);
+}
+
+/** Entries the core hands out must be consecutive: a gap means its log bookkeeping is broken. */
+function checkContiguous(node: NodeId, what: string, entries: readonly LogEntry[], firstIndex: number): void {
+  entries.forEach((entry, offset) => {
+    if (entry.index !== firstIndex + offset) {
+      const indexes = entries.map((each) => each.index).join(",");
+      throw new SafetyViolation("driver contract", `${node} produced ${what} with indexes [${indexes}], expected consecutive from ${firstIndex}`);
+    }
+  });
 }
 
 function isMember(membership: Membership, id: NodeId): boolean {

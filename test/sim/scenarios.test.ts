@@ -56,7 +56,12 @@ describe("scripted scenarios", () => {
     ];
     // One entry per AppendEntries, so that 2@2 and n1's term-4 no-op travel separately; the no-op never arrives.
     const cluster = startCluster(5, 8, { maxEntriesBytesPerMessage: 1 }, setups);
-    cluster.network.setFilter((message) => (message.type === "appendEntries" && message.entries.some((entry) => entry.term === 4) ? "drop" : "deliver"));
+    // The network loses exactly the AppendEntries that would get the term-4 no-op accepted; probes that a follower rejects still arrive.
+    cluster.network.setFilter((message) => {
+      if (message.type !== "appendEntries" || !message.entries.some((entry) => entry.term === 4)) return "deliver";
+      const accepted = cluster.node(message.to).storage.term(message.prevLogIndex) === message.prevLogTerm;
+      return accepted ? "drop" : "deliver";
+    });
     cluster.campaign("n1");
     const n1 = awaitLeader(cluster, (leader) => leader.id === "n1");
     expect(n1.term).toBe(4);

@@ -10,6 +10,15 @@ export interface RunProfile {
   readonly faults: NetworkFaults;
   readonly faultPhaseMs: number;
   readonly crashDuringReadyProbability: number;
+  /** Crashes per workload step; some seeds are much harsher than others. */
+  readonly crashProbability: number;
+  /**
+   * Chance that a newly elected leader crashes within a few ms, before its no-op spreads: the
+   * situation of Figure 8, where entries of earlier terms sit on a majority uncommitted.
+   */
+  readonly newLeaderCrashProbability: number;
+  /** Down to one entry per message, so that old-term entries travel apart from the new leader's no-op (Figure 8). */
+  readonly maxEntriesBytesPerMessage: number;
 }
 
 export interface RunReport {
@@ -31,13 +40,15 @@ const WORKLOAD_STEP_MS = 5;
 const KEYS = ["a", "b", "c", "d", "e"];
 const WRITE_PROBABILITY = 0.5;
 const READ_PROBABILITY = 0.3;
-const CRASH_PROBABILITY = 0.004;
+/** Leaders are the interesting victims: half of the crashes hit the current leader. */
+const LEADER_CRASH_SHARE = 0.5;
 const PARTITION_PROBABILITY = 0.003;
 const ONE_WAY_LINK_PROBABILITY = 0.003;
 const HEAL_PROBABILITY = 0.004;
 const MEMBERSHIP_CHANGE_PROBABILITY = 0.004;
 const TRANSFER_PROBABILITY = 0.002;
 const CAMPAIGN_PROBABILITY = 0.001;
+const MAX_NEW_LEADER_CRASH_DELAY_MS = 15;
 const MIN_DOWNTIME_MS = 20;
 const MAX_DOWNTIME_MS = 1_500;
 const MIN_VOTERS = 3;
@@ -61,6 +72,9 @@ export function chooseProfile(random: Random): RunProfile {
     },
     faultPhaseMs: random.integer(1_000, 4_000),
     crashDuringReadyProbability: random.pick([0, 0.0005, 0.002]),
+    crashProbability: random.pick([0.002, 0.004, 0.01]),
+    newLeaderCrashProbability: random.pick([0, 0.2, 0.5]),
+    maxEntriesBytesPerMessage: random.pick([1, 100, 1_024]),
   };
 }
 
@@ -74,7 +88,7 @@ export function runSeed(seed: number, onTrace: ((line: string) => void) | null =
   const profile = chooseProfile(random);
   const cluster = createCluster(random, profile, onTrace);
   cluster.network.setFaults(profile.faults);
-  const workload = new RandomWorkload(cluster, random.fork(), profile.voters + 1);
+  const workload = new RandomWorkload(cluster, random.fork(), profile);
   workload.scheduleSteps(profile.faultPhaseMs);
   cluster.runFor(profile.faultPhaseMs);
   healEverything(cluster);
@@ -86,7 +100,11 @@ export function runSeed(seed: number, onTrace: ((line: string) => void) | null =
 export function createCluster(random: Random, profile: RunProfile, onTrace: ((line: string) => void) | null): SimulatedCluster {
   const ids = Array.from({ length: profile.voters }, (_, index) => `n${index + 1}`);
   const membership: Membership = { voters: ids, learners: [], addresses: Object.fromEntries(ids.map((id) => [id, `sim://${id}`])) };
-  const config: ClusterConfig = { ...DEFAULT_CLUSTER_CONFIG, crashDuringReadyProbability: profile.crashDuringReadyProbability };
+  const config: ClusterConfig = {
+    ...DEFAULT_CLUSTER_CONFIG,
+    crashDuringReadyProbability: profile.crashDuringReadyProbability,
+    maxEntriesBytesPerMessage: profile.maxEntriesBytesPerMessage,
+  };
   return new SimulatedCluster(config, random.fork(), membership, ids.map((id) => ({ id })), onTrace);
 }
 
@@ -101,42 +119,68 @@ export function healEverything(cluster: SimulatedCluster): void {
 
 /** A leader is elected and commits a new write within the bound. */
 export function assertLiveness(cluster: SimulatedCluster): void {
-  let probe: { readonly node: SimulatedNode; readonly operationId: number } | null = null;
+  let probe: { readonly node: SimulatedNode; readonly term: number; readonly operationId: number } | null = null;
   const committed = cluster.runUntil(() => {
     if (probe !== null && cluster.isAcknowledged(probe.operationId)) return true;
-    if (probe === null || !hasPendingWrite(probe.node, probe.operationId)) {
-      // The previous probe was refused or its outcome is unknown (leader lost): ask the current leader.
+    if (probe === null || probe.node.role !== "leader" || probe.node.term !== probe.term) {
+      // No probe yet, or its leader lost leadership (outcome unknown): ask the current leader.
       const leader = cluster.leader();
       const operationId = leader === undefined ? null : cluster.write(leader.id, "liveness");
-      probe = leader === undefined || operationId === null ? null : { node: leader, operationId };
+      probe = leader === undefined || operationId === null ? null : { node: leader, term: leader.term, operationId };
     }
     return false;
   }, LIVENESS_BOUND_MS);
   if (!committed) {
-    throw new SafetyViolation("liveness", `no leader committed a write within ${LIVENESS_BOUND_MS} ms after every fault healed`);
+    throw new SafetyViolation("liveness", `no leader committed a write within ${LIVENESS_BOUND_MS} ms after every fault healed; ${describeNodes(cluster)}`);
   }
 }
 
-function hasPendingWrite(node: SimulatedNode, operationId: number): boolean {
-  for (const write of node.pendingWrites.values()) if (write.operationId === operationId) return true;
-  return false;
+/** Each node's view, for the report of a liveness failure. */
+function describeNodes(cluster: SimulatedCluster): string {
+  const views = [...cluster.nodes.values()].map((node) => {
+    if (!node.up) return `${node.id}: ${node.removed ? "removed" : "down"}`;
+    const status = node.status();
+    const voters = status.membership.voters.join(",");
+    const learners = status.membership.learners.join(",");
+    return `${node.id}: ${status.role} term ${status.term} leader ${String(status.leader)} commit ${status.commit} applied ${node.machine.appliedIndex} last ${status.lastIndex} voters [${voters}] learners [${learners}]`;
+  });
+  return `nodes: ${views.join("; ")}`;
 }
 
 /** Every member catches up with the leader, holds the same state, and lost no acknowledged write. */
 export function assertConvergence(cluster: SimulatedCluster): void {
-  const leader = cluster.leader();
-  if (leader === undefined) throw new SafetyViolation("liveness", "leadership lost on a healed network");
-  const { commit, membership } = leader.status();
-  const members = [...membership.voters, ...membership.learners].map((id) => cluster.node(id));
-  const caughtUp = cluster.runUntil(() => members.every((node) => node.machine.appliedIndex >= commit), LIVENESS_BOUND_MS);
-  if (!caughtUp) {
-    const lagging = members.filter((node) => node.machine.appliedIndex < commit).map((node) => `${node.id}@${node.machine.appliedIndex}`);
-    throw new SafetyViolation("liveness", `members ${lagging.join(", ")} did not apply up to ${commit} within ${LIVENESS_BOUND_MS} ms`);
+  // The leader may still change here (say it applies its own removal), so each check asks the current one.
+  const converged = cluster.runUntil(() => {
+    const leader = cluster.leader();
+    if (leader === undefined) return false;
+    const { commit, membership } = leader.status();
+    return membersOf(cluster, membership).every((node) => node.up && node.machine.appliedIndex >= commit);
+  }, LIVENESS_BOUND_MS);
+  if (!converged) {
+    throw new SafetyViolation("liveness", `members did not all apply the leader's commit index within ${LIVENESS_BOUND_MS} ms; ${describeNodes(cluster)}`);
   }
   cluster.checkLogMatching();
-  for (const node of members) {
-    cluster.history.checkNoWriteLost(node.id, (key) => node.machine.read(key));
+  const leader = cluster.leader();
+  const members = leader === undefined ? [] : membersOf(cluster, leader.status().membership);
+  for (const node of members) cluster.history.checkNoWriteLost(node.id, (key) => node.machine.read(key));
+  checkEqualStates(members);
+}
+
+/** Replicas that applied the same prefix hold byte-identical states. */
+function checkEqualStates(nodes: readonly SimulatedNode[]): void {
+  const reference = nodes[0];
+  if (reference === undefined) return;
+  const expected = Buffer.from(reference.machine.snapshotData());
+  for (const node of nodes) {
+    if (node.machine.appliedIndex !== reference.machine.appliedIndex) continue;
+    if (!expected.equals(node.machine.snapshotData())) {
+      throw new SafetyViolation("state-machine safety", `${node.id} and ${reference.id} applied up to ${reference.machine.appliedIndex} but hold different states`);
+    }
   }
+}
+
+function membersOf(cluster: SimulatedCluster, membership: Membership): SimulatedNode[] {
+  return [...membership.voters, ...membership.learners].map((id) => cluster.node(id));
 }
 
 function report(seed: number, profile: RunProfile, cluster: SimulatedCluster): RunReport {
@@ -158,13 +202,14 @@ function report(seed: number, profile: RunProfile, cluster: SimulatedCluster): R
 /** Clients and the nemesis: each step may write, read, crash, partition, heal or reconfigure. */
 class RandomWorkload {
   private nextNodeNumber: number;
+  private lastLeaderTerm = 0;
 
   constructor(
     private readonly cluster: SimulatedCluster,
     private readonly random: Random,
-    firstNewNodeNumber: number,
+    private readonly profile: RunProfile,
   ) {
-    this.nextNodeNumber = firstNewNodeNumber;
+    this.nextNodeNumber = profile.voters + 1;
   }
 
   scheduleSteps(durationMs: number): void {
@@ -181,7 +226,8 @@ class RandomWorkload {
     const random = this.random;
     if (random.chance(WRITE_PROBABILITY)) this.withTarget((node) => this.cluster.write(node.id, random.pick(KEYS)));
     if (random.chance(READ_PROBABILITY)) this.withTarget((node) => this.cluster.read(node.id, random.pick(KEYS)));
-    if (random.chance(CRASH_PROBABILITY)) this.crashSomeone();
+    if (random.chance(this.profile.crashProbability)) this.crashSomeone();
+    this.maybeCrashNewLeader();
     if (random.chance(PARTITION_PROBABILITY)) this.partition();
     if (random.chance(ONE_WAY_LINK_PROBABILITY)) this.cutOneWay();
     if (random.chance(HEAL_PROBABILITY)) this.heal();
@@ -190,18 +236,33 @@ class RandomWorkload {
     if (random.chance(CAMPAIGN_PROBABILITY)) this.withTarget((node) => this.cluster.campaign(node.id), false);
   }
 
-  /** Clients mostly talk to the leader, sometimes to any node (followers forward reads; writes are refused). */
+  /**
+   * Clients mostly talk to a node that believes it leads (a stale leader cut off in a minority as
+   * well as the real one, as clients with an old leader hint do), sometimes to any node.
+   */
   private withTarget(act: (node: SimulatedNode) => void, preferLeader = true): void {
-    const leader = this.cluster.leader();
     const upNodes = this.cluster.upNodes();
-    const target = preferLeader && leader !== undefined && this.random.chance(0.7) ? leader : upNodes.length > 0 ? this.random.pick(upNodes) : undefined;
-    if (target !== undefined) act(target);
+    const leaders = upNodes.filter((node) => node.role === "leader");
+    const candidates = preferLeader && leaders.length > 0 && this.random.chance(0.7) ? leaders : upNodes;
+    if (candidates.length > 0) act(this.random.pick(candidates));
   }
 
   private crashSomeone(): void {
     const upNodes = this.cluster.upNodes();
+    const leader = this.cluster.leader();
     if (upNodes.length === 0) return;
-    const victim = this.random.pick(upNodes);
+    this.crashAndRestartLater(leader !== undefined && this.random.chance(LEADER_CRASH_SHARE) ? leader : this.random.pick(upNodes));
+  }
+
+  private maybeCrashNewLeader(): void {
+    const leader = this.cluster.leader();
+    if (leader === undefined || leader.term === this.lastLeaderTerm) return;
+    this.lastLeaderTerm = leader.term;
+    if (!this.random.chance(this.profile.newLeaderCrashProbability)) return;
+    this.cluster.queue.after(this.random.integer(0, MAX_NEW_LEADER_CRASH_DELAY_MS), () => this.crashAndRestartLater(leader));
+  }
+
+  private crashAndRestartLater(victim: SimulatedNode): void {
     this.cluster.crash(victim.id);
     const downtimeMs = this.random.integer(MIN_DOWNTIME_MS, MAX_DOWNTIME_MS);
     this.cluster.queue.after(downtimeMs, () => this.cluster.restart(victim.id));
