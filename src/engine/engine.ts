@@ -99,6 +99,15 @@ export class Engine {
   }
 
   /**
+   * For the leader's active expiry: true when a key or a lock has expired by `now`, i.e. when a
+   * `purgeExpired` command would remove something.
+   */
+  hasExpired(now: number): boolean {
+    const effectiveNow = Math.max(this.logNow, now);
+    return this.state.store.hasExpired(effectiveNow) || this.state.locks.hasExpired(effectiveNow);
+  }
+
+  /**
    * A consistent image as of this call, streamed in chunks while the engine keeps applying.
    * The image is frozen here, synchronously, in O(shards).
    */

@@ -125,6 +125,11 @@ export class ShardedStore {
     return purged;
   }
 
+  /** True when some key has expired by `now` (drops stale queue items on the way). */
+  hasExpired(now: number): boolean {
+    return this.expiry.hasCurrentDue(now, (item) => this.lookup(item.id)?.expiresAt === item.expiresAt);
+  }
+
   shardEntries(shardIndex: number): ReadonlyMap<string, Entry> {
     const shard = this.shards[shardIndex];
     return shard === undefined ? new Map() : shard.current;
