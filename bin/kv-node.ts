@@ -1,0 +1,43 @@
+#!/usr/bin/env node
+import { Command, InvalidArgumentError, Option } from "commander";
+import { runNode, type NodeCommandLine } from "../src/server/main.js";
+
+function positiveInteger(text: string): number {
+  const value = Number(text);
+  if (!Number.isSafeInteger(value) || value <= 0) throw new InvalidArgumentError("must be a positive integer");
+  return value;
+}
+
+function integer(text: string): number {
+  const value = Number(text);
+  if (!Number.isSafeInteger(value)) throw new InvalidArgumentError("must be an integer");
+  return value;
+}
+
+const program = new Command()
+  .name("kv-node")
+  .description("A data-bridge-kv node. Without --peers it is a single-node cluster.")
+  .option("-b, --bind <host:port>", "address for clients and peers", "127.0.0.1:6380")
+  .option("--peers <list>", "cluster members: comma-separated host:port or name=host:port (absent: single node)")
+  .option("--id <name>", "this node's name among --peers (default: found by --bind)")
+  .option("--cluster-id <id>", "cluster name checked when peers connect", "data-bridge-kv")
+  .option("--data-dir <path>", "where the log and snapshots live", "./data")
+  .addOption(new Option("--fsync <mode>", "durability: always (group commit) or interval (every 100 ms)").choices(["always", "interval"]).default("always"))
+  .option("-s, --shards <count>", "engine shards (power of two)", positiveInteger, 256)
+  .option("--snapshot-entries <count>", "snapshot after this many applied entries", positiveInteger, 100_000)
+  .option("--snapshot-interval <seconds>", "snapshot at least this often when something changed", positiveInteger, 300)
+  .option("--max-value-bytes <bytes>", "largest value accepted", positiveInteger, 8 * 1024 * 1024)
+  .option("--max-key-length <chars>", "longest key accepted", positiveInteger, 256)
+  .addOption(new Option("-l, --log-level <level>", "log level").choices(["fatal", "error", "warn", "info", "debug", "trace"]).default("info"))
+  .option("--admin <host:port>", "HTTP admin endpoint: /health, /status, /metrics")
+  .addOption(new Option("--tick-ms <ms>", "Raft tick").argParser(positiveInteger).default(50).hideHelp())
+  .addOption(new Option("--election-ticks <ticks>", "base election timeout in ticks").argParser(positiveInteger).default(10).hideHelp())
+  .addOption(new Option("--clock-offset-ms <ms>", "test only: shift this node's wall clock").argParser(integer).default(0).hideHelp())
+  .action(async (options: NodeCommandLine) => {
+    await runNode(options);
+  });
+
+program.parseAsync().catch((error: unknown) => {
+  process.stderr.write(`kv-node: ${(error as Error).message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,103 @@
+import { mkdir } from "node:fs/promises";
+import { pino, type Logger } from "pino";
+import { DEFAULT_LIMITS } from "../engine/limits.js";
+import type { Membership } from "../raft/types.js";
+import { startAdminServer } from "./admin.js";
+import { KvServer } from "./kv-server.js";
+import { PeerTransport } from "./peer-transport.js";
+import { findSelf, membershipOf, parsePeers } from "./peers.js";
+import { ReplicatedNode } from "./replicated-node.js";
+import type { FsyncMode } from "./storage/durable-log.js";
+
+/** The options of `kv-node`, as commander parses them. */
+export interface NodeCommandLine {
+  readonly bind: string;
+  readonly peers?: string;
+  readonly id?: string;
+  readonly clusterId: string;
+  readonly dataDir: string;
+  readonly fsync: FsyncMode;
+  readonly shards: number;
+  readonly snapshotEntries: number;
+  readonly snapshotInterval: number;
+  readonly maxValueBytes: number;
+  readonly maxKeyLength: number;
+  readonly logLevel: string;
+  readonly admin?: string;
+  readonly tickMs: number;
+  readonly electionTicks: number;
+  readonly clockOffsetMs: number;
+}
+
+/** Requests wait at most this long unless they name their own deadline. */
+const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
+const MAX_PENDING_REQUESTS = 100_000;
+const EXPIRY_INTERVAL_MS = 100;
+
+function membershipFrom(options: NodeCommandLine): { readonly id: string; readonly membership: Membership } {
+  if (options.peers === undefined) {
+    const id = options.id ?? options.bind;
+    return { id, membership: { voters: [id], learners: [], addresses: { [id]: options.bind } } };
+  }
+  const peers = parsePeers(options.peers);
+  return { id: findSelf(peers, options.bind, options.id).id, membership: membershipOf(peers) };
+}
+
+/** Starts a node and keeps it running until SIGTERM/SIGINT. */
+export async function runNode(options: NodeCommandLine): Promise<void> {
+  const logger = pino({ level: options.logLevel, base: { node: options.id ?? options.bind } });
+  const { id, membership } = membershipFrom(options);
+  await mkdir(options.dataDir, { recursive: true });
+  const limits = { ...DEFAULT_LIMITS, maxValueBytes: options.maxValueBytes, maxKeyLength: options.maxKeyLength };
+  const transport = new PeerTransport({ selfId: id, clusterId: options.clusterId, logger });
+  const node = await ReplicatedNode.open({
+    id,
+    initialMembership: membership,
+    dataDirectory: options.dataDir,
+    fsync: options.fsync,
+    shardCount: options.shards,
+    limits,
+    snapshotEntries: options.snapshotEntries,
+    snapshotIntervalMs: options.snapshotInterval * 1000,
+    tickMs: options.tickMs,
+    electionTimeoutTicks: options.electionTicks,
+    maxPendingRequests: MAX_PENDING_REQUESTS,
+    expiryIntervalMs: EXPIRY_INTERVAL_MS,
+    clockOffsetMs: options.clockOffsetMs,
+    logger,
+    sender: transport,
+    onFatal: (error) => fatal(logger, error),
+  });
+  const server = await KvServer.start(node, { bind: options.bind, clusterId: options.clusterId, limits, defaultTimeoutMs: DEFAULT_REQUEST_TIMEOUT_MS, logger });
+  const admin = options.admin === undefined ? null : await startAdminServer(options.admin, adminSource(node));
+  logger.info({ id, bind: options.bind, admin: options.admin ?? null, fsync: options.fsync, members: membership.voters, dataDir: options.dataDir }, `kv-node ready (fsync ${options.fsync})`);
+  await waitForSignal();
+  logger.info("shutting down");
+  await server.close();
+  await node.close();
+  transport.close();
+  admin?.close();
+  logger.flush();
+}
+
+function adminSource(node: ReplicatedNode): Parameters<typeof startAdminServer>[1] {
+  return {
+    metrics: node.metrics,
+    healthy: () => node.status().leader !== null,
+    status: () => node.status(),
+  };
+}
+
+function waitForSignal(): Promise<void> {
+  return new Promise((resolve) => {
+    process.once("SIGTERM", () => resolve());
+    process.once("SIGINT", () => resolve());
+  });
+}
+
+/** Storage failures and broken invariants stop the process: serving on would risk wrong data. */
+function fatal(logger: Logger, error: unknown): never {
+  logger.fatal({ error: error instanceof Error ? { message: error.message, stack: error.stack } : String(error) }, "node stopped to protect data");
+  logger.flush();
+  process.exit(2);
+}

@@ -1,0 +1,589 @@
+import { join } from "node:path";
+import type { Logger } from "pino";
+import type { Command } from "../engine/commands.js";
+import { Engine } from "../engine/engine.js";
+import type { EngineLimits } from "../engine/limits.js";
+import type { Outcome } from "../engine/outcome.js";
+import type { Query } from "../engine/queries.js";
+import { KvError } from "../errors.js";
+import { MemoryStorage } from "../raft/memory-storage.js";
+import { defaultRaftConfig, RaftNode } from "../raft/node.js";
+import {
+  RaftError,
+  type LogEntry,
+  type Membership,
+  type MembershipChange,
+  type Message,
+  type NodeId,
+  type RaftStatus,
+  type Ready,
+} from "../raft/types.js";
+import { decodeEntryData, encodeEntryData } from "./entry-data.js";
+import type { Consistency } from "./protocol/operations.js";
+import { Metrics, type Counter } from "./metrics.js";
+import { readAll, SnapshotKeeper, type SnapshotSource } from "./snapshot-keeper.js";
+import { DurableLog, type FsyncMode } from "./storage/durable-log.js";
+import { SnapshotStore, type SnapshotFile } from "./storage/snapshot-store.js";
+
+/** Where Raft messages go; the TCP PeerTransport in production. */
+export interface MessageSender {
+  send(messages: readonly Message[]): void;
+  setAddresses(addresses: Readonly<Record<NodeId, string>>): void;
+}
+
+export interface ReplicatedNodeOptions {
+  readonly id: NodeId;
+  /** Used only when the data directory is empty: the founding members. */
+  readonly initialMembership: Membership;
+  readonly dataDirectory: string;
+  readonly fsync: FsyncMode;
+  readonly shardCount: number;
+  readonly limits: EngineLimits;
+  readonly snapshotEntries: number;
+  readonly snapshotIntervalMs: number;
+  readonly tickMs: number;
+  readonly electionTimeoutTicks: number;
+  /** Proposals and linearizable reads waiting for an answer; one more gets BUSY. */
+  readonly maxPendingRequests: number;
+  /** How often the leader looks for expired keys to purge through the log. */
+  readonly expiryIntervalMs: number;
+  /** Test-only shift of this node's wall clock, to check that log time makes skew harmless. */
+  readonly clockOffsetMs: number;
+  readonly logger: Logger;
+  readonly sender: MessageSender;
+  /** Called when the node cannot go on safely (storage failure, broken invariant). */
+  readonly onFatal: (error: unknown) => void;
+}
+
+interface PendingProposal {
+  readonly term: number;
+  readonly deadline: number;
+  readonly resolve: (outcome: Outcome<unknown>) => void;
+}
+
+interface PendingRead {
+  readonly query: Query;
+  readonly deadline: number;
+  readonly resolve: (outcome: Outcome<unknown>) => void;
+  /** Set once the leader confirmed the read index. */
+  index: number | null;
+}
+
+/** Most expired keys one active-expiry entry purges, so applying it stays short. */
+const PURGE_LIMIT = 10_000;
+
+export interface NodeStatus extends RaftStatus {
+  readonly leaderAddress: string | null;
+  readonly fsync: FsyncMode;
+  readonly snapshotIndex: number;
+  readonly keys: number;
+  readonly memoryBytes: number;
+  readonly shards: number;
+}
+
+/**
+ * One member of the cluster: the Raft core driven by timers and the network, with LevelDB as
+ * its write-ahead log and the engine as its state machine.
+ *
+ * The Ready loop runs one batch at a time: persist (one LevelDB batch with one fsync for every
+ * entry that arrived meanwhile: group commit), send, apply, serve reads, advance. While a batch
+ * is being persisted, new proposals accumulate in the core and form the next batch.
+ */
+export class ReplicatedNode {
+  readonly metrics = new Metrics();
+  private readonly proposals = new Map<number, PendingProposal>();
+  private readonly reads = new Map<number, PendingRead>();
+  private nextReadContext = 1;
+  private lastProposalNow = 0;
+  private processing = false;
+  private scheduled = false;
+  private stopped = false;
+  private purgeInFlight = false;
+  private appliedMembership: Membership;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly counters: { readonly proposals: Counter; readonly reads: Counter; readonly readies: Counter; readonly timeouts: Counter };
+
+  private constructor(
+    private readonly options: ReplicatedNodeOptions,
+    private engine: Engine,
+    private readonly raft: RaftNode,
+    private readonly storage: MemoryStorage,
+    private readonly log: DurableLog,
+    private readonly snapshots: SnapshotKeeper,
+    private applied: number,
+  ) {
+    this.appliedMembership = storage.snapshotMetadata().membership;
+    this.counters = {
+      proposals: this.metrics.counter("kv_proposals_total", "Commands proposed by this node as leader."),
+      reads: this.metrics.counter("kv_linearizable_reads_total", "Linearizable reads served."),
+      readies: this.metrics.counter("kv_raft_ready_batches_total", "Ready batches handled."),
+      timeouts: this.metrics.counter("kv_request_timeouts_total", "Requests that passed their deadline."),
+    };
+    this.registerGauges();
+  }
+
+  static async open(options: ReplicatedNodeOptions): Promise<ReplicatedNode> {
+    const store = await SnapshotStore.open(join(options.dataDirectory, "snapshots"));
+    const log = await DurableLog.open(join(options.dataDirectory, "log"), { fsync: options.fsync });
+    try {
+      return await ReplicatedNode.recover(options, store, log);
+    } catch (error) {
+      await log.close();
+      throw error;
+    }
+  }
+
+  /** Start-up = newest valid snapshot + the log tail after it. */
+  private static async recover(options: ReplicatedNodeOptions, store: SnapshotStore, log: DurableLog): Promise<ReplicatedNode> {
+    const engine = new Engine({ shardCount: options.shardCount, limits: options.limits });
+    const snapshot = await store.latest();
+    const snapshotData = snapshot === null ? null : await restoreEngine(engine, snapshot);
+    const loaded = await log.load();
+    const snapshotIndex = snapshot?.metadata.index ?? 0;
+    if (loaded.snapshotIndex > snapshotIndex) {
+      throw new KvError("CORRUPT", `the log was compacted up to ${loaded.snapshotIndex} but the newest snapshot covers only ${snapshotIndex}`);
+    }
+    const storage = new MemoryStorage({
+      membership: snapshot?.metadata.membership ?? options.initialMembership,
+      ...(loaded.hardState === null ? {} : { hardState: loaded.hardState }),
+      ...(snapshot === null || snapshotData === null ? {} : { snapshot: { ...snapshot.metadata, data: snapshotData } }),
+      entries: loaded.entries.filter((entry) => entry.index > snapshotIndex),
+    });
+    const raft = new RaftNode(
+      defaultRaftConfig({
+        id: options.id,
+        storage,
+        random: Math.random,
+        applied: snapshotIndex,
+        electionTimeoutTicks: options.electionTimeoutTicks,
+      }),
+    );
+    const keeper = new SnapshotKeeper(store, storage, log, options.logger, snapshotIndex, Date.now());
+    const node = new ReplicatedNode(options, engine, raft, storage, log, keeper, snapshotIndex);
+    node.start();
+    return node;
+  }
+
+  private start(): void {
+    const { membership } = this.raft.status();
+    this.options.sender.setAddresses(membership.addresses);
+    this.every(this.options.tickMs, () => this.tick());
+    this.every(this.options.expiryIntervalMs, () => this.proposeExpiry());
+    // A lone voter need not wait an election timeout to lead itself.
+    if (membership.voters.length === 1 && membership.voters[0] === this.options.id) this.raft.campaign();
+    this.schedule();
+  }
+
+  private every(intervalMs: number, action: () => void): void {
+    const timer = setInterval(action, intervalMs);
+    timer.unref();
+    this.timers.push(timer);
+  }
+
+  get id(): NodeId {
+    return this.options.id;
+  }
+
+  /** Raft messages from a peer link. */
+  receive(messages: readonly Message[]): void {
+    if (this.stopped) return;
+    for (const message of messages) this.raft.step(message);
+    this.schedule();
+  }
+
+  /** Proposes a write and resolves with its outcome once applied here. */
+  write(command: Command, timeoutMs: number): Promise<Outcome<unknown>> {
+    this.checkCapacity();
+    const now = this.proposalNow();
+    const { firstIndex, term } = this.guard(() => this.raft.propose([encodeEntryData(now, command)]));
+    this.counters.proposals.increment();
+    this.schedule();
+    return new Promise((resolve) => this.proposals.set(firstIndex, { term, deadline: Date.now() + timeoutMs, resolve }));
+  }
+
+  /** Serializable reads answer from local state; linearizable ones wait for a ReadIndex. */
+  read(query: Query, consistency: Consistency, timeoutMs: number): Promise<Outcome<unknown>> {
+    if (consistency === "serializable") return Promise.resolve(this.engine.read(query, this.clock()));
+    this.checkCapacity();
+    const context = this.nextReadContext++;
+    const promise = new Promise<Outcome<unknown>>((resolve) => {
+      this.reads.set(context, { query, deadline: Date.now() + timeoutMs, resolve, index: null });
+    });
+    this.raft.readIndex(context);
+    this.schedule();
+    return promise;
+  }
+
+  /** Adds, promotes or removes one member; resolves once the change is applied here. */
+  async changeMembership(change: MembershipChange, timeoutMs: number): Promise<Membership> {
+    this.checkCapacity();
+    const { index, term } = this.guard(() => this.raft.proposeMembershipChange(change));
+    this.schedule();
+    const outcome = await new Promise<Outcome<unknown>>((resolve) => this.proposals.set(index, { term, deadline: Date.now() + timeoutMs, resolve }));
+    if (!outcome.ok) throw new KvError(outcome.error.code, outcome.error.message);
+    return this.appliedMembership;
+  }
+
+  /** Adds a member the safe way (dissertation §4.2.1): as a learner, caught up, then promoted. */
+  async addMember(id: NodeId, address: string, timeoutMs: number): Promise<Membership> {
+    const deadline = Date.now() + timeoutMs;
+    await this.changeMembership({ type: "addLearner", node: id, address }, timeoutMs);
+    const target = this.raft.status().commit;
+    await this.waitFor(() => (this.raft.status().progress[id]?.match ?? 0) >= target, deadline - Date.now());
+    if ((this.raft.status().progress[id]?.match ?? 0) < target) {
+      throw new KvError("TIMEOUT", `${id} joined as a learner but did not catch up in time; promote it later`);
+    }
+    return this.changeMembership({ type: "promote", node: id }, Math.max(1, deadline - Date.now()));
+  }
+
+  transferLeadership(to: NodeId): void {
+    this.guard(() => this.raft.transferLeadership(to));
+    this.schedule();
+  }
+
+  /** Hands leadership to `to`, or to the most up-to-date voter; resolves with the new leader. */
+  async transferLeadershipTo(to: NodeId | null, timeoutMs: number): Promise<{ readonly leader: NodeId | null }> {
+    const status = this.raft.status();
+    if (status.role !== "leader") {
+      const leader = this.leaderAddress(status.leader);
+      throw new KvError("NOT_LEADER", "only the leader can hand over leadership", leader === null ? {} : { leader });
+    }
+    const target = to ?? this.bestSuccessor();
+    if (target === null) throw new KvError("UNAVAILABLE", "no other voter to hand leadership to");
+    this.transferLeadership(target);
+    await this.waitFor(() => this.raft.status().role !== "leader", timeoutMs);
+    if (this.raft.status().role === "leader") throw new KvError("TIMEOUT", `${target} did not take over in time`);
+    return { leader: this.raft.status().leader };
+  }
+
+  /** Takes a snapshot now (`kv snapshot save`); resolves with the index it covers. */
+  async snapshotNow(): Promise<{ readonly index: number }> {
+    if (this.snapshots.inProgress) throw new KvError("BUSY", "a snapshot is already being written");
+    const source = this.snapshotSource();
+    if (source === null) throw new KvError("UNAVAILABLE", "nothing applied yet");
+    if (source.index > this.snapshots.lastSnapshotIndex) await this.snapshots.take(source, Date.now());
+    return { index: this.snapshots.lastSnapshotIndex };
+  }
+
+  status(): NodeStatus {
+    const raft = this.raft.status();
+    const info = this.engine.info();
+    return {
+      ...raft,
+      leaderAddress: this.leaderAddress(raft.leader),
+      fsync: this.options.fsync,
+      snapshotIndex: this.snapshots.lastSnapshotIndex,
+      keys: info.keys,
+      memoryBytes: info.memoryBytes,
+      shards: info.shards,
+    };
+  }
+
+  /** Engine figures for `info`, without a round through the log. */
+  engineInfo(): ReturnType<Engine["info"]> {
+    return this.engine.info();
+  }
+
+  logStats(): ReturnType<DurableLog["stats"]> {
+    return this.log.stats();
+  }
+
+  /**
+   * Graceful stop: hand leadership to an up-to-date follower first (so clients see no
+   * election timeout), then stop the timers, finish the batch in hand and close the log.
+   */
+  async close(handOverTimeoutMs = 2000): Promise<void> {
+    if (this.stopped) return;
+    await this.handOverLeadership(handOverTimeoutMs);
+    this.stopped = true;
+    for (const timer of this.timers) clearInterval(timer);
+    await this.waitFor(() => !this.processing, 5000);
+    this.failAll(new KvError("UNAVAILABLE", "the node is shutting down"));
+    await this.snapshots.close();
+    await this.log.close();
+  }
+
+  private bestSuccessor(): NodeId | null {
+    const status = this.raft.status();
+    const successor = Object.entries(status.progress)
+      .filter(([id]) => id !== this.options.id && status.membership.voters.includes(id))
+      .sort(([, left], [, right]) => right.match - left.match)[0]?.[0];
+    return successor ?? null;
+  }
+
+  private async handOverLeadership(timeoutMs: number): Promise<void> {
+    if (this.raft.status().role !== "leader") return;
+    const successor = this.bestSuccessor();
+    if (successor === null) return;
+    try {
+      this.transferLeadership(successor);
+      await this.waitFor(() => this.raft.status().role !== "leader", timeoutMs);
+    } catch (error) {
+      this.options.logger.warn({ error: (error as Error).message }, "leadership hand-over failed");
+    }
+  }
+
+  private async waitFor(condition: () => boolean, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!condition() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+
+  private clock(): number {
+    return Date.now() + this.options.clockOffsetMs;
+  }
+
+  /** Log time never goes backwards, even if this node's clock does. */
+  private proposalNow(): number {
+    this.lastProposalNow = Math.max(this.lastProposalNow, this.engine.now, this.clock());
+    return this.lastProposalNow;
+  }
+
+  private checkCapacity(): void {
+    if (this.stopped) throw new KvError("UNAVAILABLE", "the node is shutting down");
+    if (this.proposals.size + this.reads.size >= this.options.maxPendingRequests) {
+      throw new KvError("BUSY", `${this.options.maxPendingRequests} requests already waiting on this node`);
+    }
+  }
+
+  /** Runs a core call, turning its refusals into the product's error codes. */
+  private guard<T>(call: () => T): T {
+    try {
+      return call();
+    } catch (error) {
+      if (!(error instanceof RaftError)) throw error;
+      if (error.code === "NOT_LEADER") {
+        const leader = this.leaderAddress(error.leader);
+        throw new KvError("NOT_LEADER", error.message, leader === null ? {} : { leader });
+      }
+      throw new KvError(error.code === "BUSY" ? "BUSY" : error.code === "TRANSFERRING" ? "UNAVAILABLE" : "INVALID", error.message);
+    }
+  }
+
+  private leaderAddress(leader: NodeId | null): string | null {
+    if (leader === null) return null;
+    return this.raft.status().membership.addresses[leader] ?? null;
+  }
+
+  private tick(): void {
+    if (this.stopped) return;
+    this.raft.tick();
+    this.expireRequests(Date.now());
+    this.maybeSnapshot();
+    this.schedule();
+  }
+
+  /** Leader-driven active expiry: purging is a log entry, so every replica purges the same keys. */
+  private proposeExpiry(): void {
+    if (this.stopped || this.purgeInFlight || this.raft.status().role !== "leader") return;
+    if (!this.engine.hasExpired(this.clock())) return;
+    this.purgeInFlight = true;
+    this.write({ type: "purgeExpired", namespace: "", limit: PURGE_LIMIT }, 10_000)
+      .catch(() => undefined)
+      .finally(() => {
+        this.purgeInFlight = false;
+      });
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.processing || this.stopped) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      void this.processReadies();
+    });
+  }
+
+  private async processReadies(): Promise<void> {
+    if (this.processing) return;
+    this.processing = true;
+    try {
+      while (!this.stopped && this.raft.hasReady()) await this.handle(this.raft.ready());
+    } catch (error) {
+      this.stopped = true;
+      this.options.onFatal(error);
+    } finally {
+      this.processing = false;
+    }
+  }
+
+  private async handle(ready: Ready): Promise<void> {
+    this.counters.readies.increment();
+    const installed = await this.persist(ready);
+    this.options.sender.send(ready.messages);
+    if (installed !== null) await this.installSnapshot(installed);
+    this.applyEntries(ready.committedEntries);
+    this.acceptReadStates(ready);
+    this.raft.advance();
+    if (ready.softState !== undefined) this.onSoftState();
+  }
+
+  /** Step 1 of the Ready contract; returns a received snapshot still to be loaded into the engine. */
+  private async persist(ready: Ready): Promise<SnapshotFile | null> {
+    for (const chunk of ready.snapshotChunks) await this.snapshots.receiveChunk(chunk);
+    let installed: SnapshotFile | null = null;
+    if (ready.snapshot !== undefined) {
+      installed = await this.snapshots.install(ready.snapshot, ready.hardState ?? this.storage.initialState().hardState);
+    }
+    if (ready.entries.length > 0 || ready.hardState !== undefined) {
+      await this.log.append(ready.entries, ready.hardState);
+      this.storage.append(ready.entries);
+      if (ready.hardState !== undefined) this.storage.setHardState(ready.hardState);
+    }
+    return installed;
+  }
+
+  private async installSnapshot(file: SnapshotFile): Promise<void> {
+    const engine = new Engine({ shardCount: this.options.shardCount, limits: this.options.limits });
+    await engine.restore(file.data());
+    this.engine = engine;
+    this.applied = file.metadata.index;
+    this.appliedMembership = file.metadata.membership;
+    this.options.sender.setAddresses(this.raft.status().membership.addresses);
+    // Proposals at or below the snapshot were decided elsewhere; their outcome is unknown here.
+    for (const [index, pending] of this.proposals) {
+      if (index > this.applied) continue;
+      this.proposals.delete(index);
+      pending.resolve(failure("TIMEOUT", "the outcome is unknown: this node caught up by snapshot"));
+    }
+  }
+
+  private applyEntries(entries: readonly LogEntry[]): void {
+    for (const entry of entries) {
+      if (entry.index <= this.applied) continue;
+      const outcome = this.applyEntry(entry);
+      this.applied = entry.index;
+      this.settleProposal(entry, outcome);
+    }
+    this.serveConfirmedReads();
+  }
+
+  private applyEntry(entry: LogEntry): Outcome<unknown> {
+    const context = { index: entry.index, term: entry.term, now: this.engine.now };
+    switch (entry.kind) {
+      case "command": {
+        const { now, command } = decodeEntryData(entry.data, this.options.limits);
+        return this.engine.apply(command, { ...context, now });
+      }
+      case "noop":
+        this.engine.applyNoop(context);
+        return { ok: true, value: null };
+      case "membership":
+        this.engine.applyNoop(context);
+        this.appliedMembership = entry.membership;
+        this.options.sender.setAddresses(this.raft.status().membership.addresses);
+        return { ok: true, value: null };
+    }
+  }
+
+  private settleProposal(entry: LogEntry, outcome: Outcome<unknown>): void {
+    const pending = this.proposals.get(entry.index);
+    if (pending === undefined) return;
+    this.proposals.delete(entry.index);
+    // Another leader's entry took this index: ours was never applied, so a retry is safe.
+    if (pending.term !== entry.term) pending.resolve(failure("UNAVAILABLE", "leadership changed before the write committed"));
+    else pending.resolve(outcome);
+  }
+
+  private acceptReadStates(ready: Ready): void {
+    for (const state of ready.readStates) {
+      const read = this.reads.get(state.context);
+      if (read !== undefined) read.index = state.index;
+    }
+    for (const context of ready.droppedReads) {
+      const read = this.reads.get(context);
+      if (read === undefined) continue;
+      this.reads.delete(context);
+      read.resolve(failure("UNAVAILABLE", "no leader could confirm the read"));
+    }
+    this.serveConfirmedReads();
+  }
+
+  private serveConfirmedReads(): void {
+    for (const [context, read] of this.reads) {
+      if (read.index === null || read.index > this.applied) continue;
+      this.reads.delete(context);
+      this.counters.reads.increment();
+      read.resolve(this.engine.read(read.query, this.clock()));
+    }
+  }
+
+  private onSoftState(): void {
+    const status = this.raft.status();
+    this.options.logger.info({ role: status.role, term: status.term, leader: status.leader }, "raft role");
+  }
+
+  /** Past its deadline a write's outcome is unknown (TIMEOUT); the client retries with its session. */
+  private expireRequests(now: number): void {
+    for (const [index, pending] of this.proposals) {
+      if (pending.deadline > now) continue;
+      this.proposals.delete(index);
+      this.counters.timeouts.increment();
+      pending.resolve(failure("TIMEOUT", "the write was not applied in time; its outcome is unknown"));
+    }
+    for (const [context, read] of this.reads) {
+      if (read.deadline > now) continue;
+      this.reads.delete(context);
+      this.counters.timeouts.increment();
+      read.resolve(failure("TIMEOUT", "the read was not confirmed in time"));
+    }
+  }
+
+  private failAll(error: KvError): void {
+    for (const pending of this.proposals.values()) pending.resolve(failure("TIMEOUT", `${error.message}; the outcome is unknown`));
+    for (const read of this.reads.values()) read.resolve(failure(error.code, error.message));
+    this.proposals.clear();
+    this.reads.clear();
+  }
+
+  private maybeSnapshot(): void {
+    if (this.snapshots.inProgress || this.applied <= this.snapshots.lastSnapshotIndex) return;
+    const now = Date.now();
+    const dueByEntries = this.applied - this.snapshots.lastSnapshotIndex >= this.options.snapshotEntries;
+    const dueByTime = now - this.snapshots.lastSnapshotAtMs >= this.options.snapshotIntervalMs;
+    if (!dueByEntries && !dueByTime) return;
+    const source = this.snapshotSource();
+    if (source === null) return;
+    this.snapshots.take(source, now).catch((error: unknown) => {
+      this.options.logger.error({ error: (error as Error).message }, "snapshot failed; will retry");
+    });
+  }
+
+  /** The engine's image as of the applied index, with the log position it covers. */
+  private snapshotSource(): SnapshotSource | null {
+    const index = this.applied;
+    const term = this.storage.term(index);
+    if (index === 0 || term === undefined) return null;
+    return { index, term, membership: this.appliedMembership, data: this.engine.snapshot() };
+  }
+
+  private registerGauges(): void {
+    const gauge = (name: string, help: string, read: () => number): void => this.metrics.gauge(name, help, read);
+    gauge("kv_raft_term", "Current Raft term.", () => this.raft.status().term);
+    gauge("kv_raft_is_leader", "1 when this node is the leader.", () => (this.raft.status().role === "leader" ? 1 : 0));
+    gauge("kv_raft_commit_index", "Highest index known committed.", () => this.raft.status().commit);
+    gauge("kv_raft_applied_index", "Highest index applied to the engine.", () => this.applied);
+    gauge("kv_raft_last_index", "Last index in the log.", () => this.raft.status().lastIndex);
+    gauge("kv_snapshot_index", "Index of the newest snapshot.", () => this.snapshots.lastSnapshotIndex);
+    gauge("kv_pending_proposals", "Writes waiting to be applied.", () => this.proposals.size);
+    gauge("kv_pending_reads", "Linearizable reads waiting for confirmation.", () => this.reads.size);
+    gauge("kv_keys", "Keys in the engine, including expired ones not purged yet.", () => this.engine.info().keys);
+    gauge("kv_memory_bytes", "Estimated engine memory.", () => this.engine.info().memoryBytes);
+    gauge("kv_wal_batches_total", "LevelDB batches written by the log.", () => this.log.stats().batches);
+    gauge("kv_wal_syncs_total", "Synced LevelDB writes (fsyncs).", () => this.log.stats().syncs);
+    gauge("kv_wal_entries_total", "Log entries written.", () => this.log.stats().entries);
+    gauge("kv_wal_average_batch_size", "Average log entries per LevelDB batch: how many writes one fsync covers (group commit).", () => {
+      const { entries, batches } = this.log.stats();
+      return batches === 0 ? 0 : entries / batches;
+    });
+  }
+}
+
+async function restoreEngine(engine: Engine, snapshot: SnapshotFile): Promise<Uint8Array> {
+  await engine.restore(snapshot.data());
+  return readAll(snapshot);
+}
+
+function failure(code: KvError["code"], message: string): Outcome<never> {
+  return { ok: false, error: { code, message } };
+}
+
