@@ -59,6 +59,18 @@ export class ExpiryQueue {
   }
 
   /**
+   * True when a current item is due by `now`. Stale items met on the way are dropped: the queue
+   * is an index, not replicated state, and stale items never decide what a purge removes.
+   */
+  hasCurrentDue(now: number, isCurrent: (item: ExpiryItem) => boolean): boolean {
+    for (let next = this.peek(); next !== undefined && next.expiresAt <= now; next = this.peek()) {
+      if (isCurrent(next)) return true;
+      this.pop();
+    }
+    return false;
+  }
+
+  /**
    * Drops stale items (their owner's deadline changed or the owner is gone) and duplicates, so
    * the garbage of lazy deletion stays proportional to the live items. O(length).
    */

@@ -70,6 +70,10 @@ export class LockTable {
     return purged;
   }
 
+  hasExpired(now: number): boolean {
+    return this.expiry.hasCurrentDue(now, (item) => this.table.get(item.id)?.expiresAt === item.expiresAt);
+  }
+
   /** Records sorted by name: an order that does not depend on the history of the table. */
   sortedRecords(view: ReadonlyMap<string, LockRecord> = this.table.current): LockRecord[] {
     return [...view.values()].sort((left, right) => (left.name < right.name ? -1 : left.name > right.name ? 1 : 0));

@@ -134,11 +134,16 @@ describe("TTL by log time", () => {
     const h = new Harness({ shardCount: 4 });
     for (let index = 0; index < 10; index++) h.set(`k${index}`, BigInt(index), { ttlMs: 100 + index });
     h.set("forever", 1n);
+    expect(h.engine.hasExpired(h.now + 99)).toBe(false);
+    h.set("k0", 0n, { ttlMs: 100 });
+    expect(h.engine.hasExpired(h.now + 100)).toBe(true);
     h.advance(105);
     expect(h.write({ type: "purgeExpired", limit: 3 })).toBe(3);
     expect(h.query({ type: "info" })).toMatchObject({ keys: 8 });
     expect(h.write({ type: "purgeExpired", limit: 100 })).toBe(3);
     expect(h.query({ type: "keys", pattern: "*" })).toEqual(["forever", "k6", "k7", "k8", "k9"]);
+    expect(h.engine.hasExpired(h.now)).toBe(false);
+    expect(h.engine.hasExpired(h.now + 10)).toBe(true);
   });
 });
 
