@@ -18,7 +18,11 @@ export interface SendOptions {
 }
 
 const DEFAULT_DEADLINE_MS = 10_000;
-/** NOT_LEADER hints followed per call; more means the cluster is flapping or the hints loop. */
+/**
+ * NOT_LEADER hints followed in a row without a pause; more means the hints loop. A pause (the
+ * hinted leader was unreachable, or no leader) starts the count again: by then an election may
+ * have changed the leader for real.
+ */
 const MAX_REDIRECTS = 5;
 const FIRST_BACKOFF_MS = 10;
 const MAX_BACKOFF_MS = 500;
@@ -65,13 +69,14 @@ export class TestClient {
       const next = await this.attempt(address, request, remainingMs, isWrite);
       if ("response" in next) return next.response;
       if (next.redirect !== undefined && options.node === undefined) {
-        if (++redirects > MAX_REDIRECTS) throw new KvError("UNAVAILABLE", `more than ${MAX_REDIRECTS} NOT_LEADER redirects`);
+        if (++redirects > MAX_REDIRECTS) throw new KvError("UNAVAILABLE", `more than ${MAX_REDIRECTS} NOT_LEADER redirects in a row`);
         address = this.target = next.redirect;
         continue;
       }
       if (options.node === undefined && next.failOver) address = this.target = this.nextSeed(address);
       await sleep(Math.min(backoffMs, Math.max(0, deadline - Date.now())));
       backoffMs = Math.min(backoffMs * 2, MAX_BACKOFF_MS);
+      redirects = 0;
     }
   }
 
