@@ -10,6 +10,7 @@ import { MemoryStorage } from "../raft/memory-storage.js";
 import { defaultRaftConfig, RaftNode } from "../raft/node.js";
 import {
   RaftError,
+  type HardState,
   type LogEntry,
   type Membership,
   type MembershipChange,
@@ -100,6 +101,7 @@ export class ReplicatedNode {
   private stopped = false;
   private purgeInFlight = false;
   private appliedMembership: Membership;
+  private durableHardState: HardState;
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly counters: { readonly proposals: Counter; readonly reads: Counter; readonly readies: Counter; readonly timeouts: Counter };
 
@@ -113,6 +115,7 @@ export class ReplicatedNode {
     private applied: number,
   ) {
     this.appliedMembership = storage.snapshotMetadata().membership;
+    this.durableHardState = storage.initialState().hardState;
     this.counters = {
       proposals: this.metrics.counter("kv_proposals_total", "Commands proposed by this node as leader."),
       reads: this.metrics.counter("kv_linearizable_reads_total", "Linearizable reads served."),
@@ -424,12 +427,23 @@ export class ReplicatedNode {
     if (ready.snapshot !== undefined) {
       installed = await this.snapshots.install(ready.snapshot, ready.hardState ?? this.storage.initialState().hardState);
     }
-    if (ready.entries.length > 0 || ready.hardState !== undefined) {
-      await this.log.append(ready.entries, ready.hardState);
+    if (ready.hardState !== undefined) this.storage.setHardState(ready.hardState);
+    const hardState = this.storage.initialState().hardState;
+    if (ready.entries.length > 0 || this.mustSync(hardState)) {
+      await this.log.append(ready.entries, hardState);
+      this.durableHardState = hardState;
       this.storage.append(ready.entries);
-      if (ready.hardState !== undefined) this.storage.setHardState(ready.hardState);
     }
     return installed;
+  }
+
+  /**
+   * Term and vote must be durable before any message that depends on them leaves (etcd's
+   * MustSync). A commit index alone need not: after a restart it is learned again from the
+   * leader, so it rides along with the next batch of entries instead of costing an fsync.
+   */
+  private mustSync(hardState: HardState): boolean {
+    return hardState.term !== this.durableHardState.term || hardState.vote !== this.durableHardState.vote;
   }
 
   private async installSnapshot(file: SnapshotFile): Promise<void> {
