@@ -187,15 +187,17 @@ export class Engine {
   }
 }
 
-/** Up to `count` entries of a shard from a random offset (leader-local, so randomness is fine). */
+/**
+ * Up to `count` entries of a shard, starting at a random offset and wrapping around, so that
+ * repeated samples do not always see the same keys (leader-local, so randomness is fine).
+ */
 function takeFrom(entries: ReadonlyMap<string, Entry>, count: number): Entry[] {
   const offset = Math.floor(Math.random() * Math.min(entries.size, MAX_SAMPLE_OFFSET));
+  const skipped: Entry[] = [];
   const taken: Entry[] = [];
-  let position = 0;
   for (const entry of entries.values()) {
-    if (position++ < offset) continue;
-    taken.push(entry);
-    if (taken.length >= count) break;
+    if (skipped.length < offset) skipped.push(entry);
+    else if (taken.push(entry) >= count) return taken;
   }
-  return taken;
+  return taken.concat(skipped.slice(0, count - taken.length));
 }
