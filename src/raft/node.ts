@@ -4,7 +4,7 @@ import { changeMembership, isVoter, peersOf } from "./membership.js";
 import { Progress } from "./progress.js";
 import { quorumValue, voteOutcome } from "./quorum.js";
 import { RaftLog } from "./raft-log.js";
-import { ReadIndexBatcher } from "./read-index.js";
+import { ReadForwarder, ReadIndexBatcher } from "./read-index.js";
 import { SnapshotReceiver } from "./snapshot-receiver.js";
 import { RaftError } from "./types.js";
 import type {
@@ -95,8 +95,7 @@ export class RaftNode {
   private leaderReads = new ReadIndexBatcher(MAX_PENDING_READS);
   /** Leader reads that arrived before an entry of this term committed (dissertation §6.4 step 1). */
   private readsAwaitingTermCommit: { readonly context: number; readonly from: NodeId }[] = [];
-  private readsToForward: number[] = [];
-  private readonly forwardedReads = new Set<number>();
+  private readonly readForwarder = new ReadForwarder(MAX_PENDING_READS);
   private readonly snapshotReceiver = new SnapshotReceiver();
   private messages: Message[] = [];
   private readStates: ReadState[] = [];
@@ -163,9 +162,7 @@ export class RaftNode {
 
   readIndex(context: number): void {
     if (this.role === "leader") return this.leaderRead(context, this.id);
-    const pending = this.readsToForward.length + this.forwardedReads.size;
-    if (this.leader === null || pending >= MAX_PENDING_READS) this.droppedReads.push(context);
-    else this.readsToForward.push(context);
+    if (this.leader === null || !this.readForwarder.add(context)) this.droppedReads.push(context);
   }
 
   transferLeadership(to: NodeId): void {
@@ -197,7 +194,7 @@ export class RaftNode {
       this.readStates.length > 0 ||
       this.droppedReads.length > 0 ||
       this.log.committed > this.nextApplyFloor() ||
-      this.readsToForward.length > 0 ||
+      this.readForwarder.hasUnsent() ||
       (this.role === "leader" && this.leaderReads.hasUnissuedReads())
     );
   }
@@ -777,15 +774,10 @@ export class RaftNode {
       this.broadcastHeartbeat();
       this.releaseConfirmedReads();
     }
-    if (this.readsToForward.length === 0) return;
-    const contexts = this.readsToForward;
-    this.readsToForward = [];
-    if (this.leader === null || this.role === "leader") {
-      this.droppedReads.push(...contexts);
-      return;
-    }
-    for (const context of contexts) this.forwardedReads.add(context);
-    this.send({ type: "readIndex", ...this.header(this.leader), contexts });
+    if (!this.readForwarder.hasUnsent()) return;
+    // Reads are queued only while a leader is known; any change of it drains the queue.
+    assert(this.leader !== null && this.role !== "leader", "forwarded reads need a leader to go to");
+    this.send({ type: "readIndex", ...this.header(this.leader), contexts: this.readForwarder.takeUnsent() });
   }
 
   private releaseConfirmedReads(): void {
@@ -819,8 +811,7 @@ export class RaftNode {
   }
 
   private handleReadIndexResponse(message: Extract<Message, { type: "readIndexResponse" }>): void {
-    for (const context of message.contexts) {
-      if (!this.forwardedReads.delete(context)) continue;
+    for (const context of this.readForwarder.settle(message.contexts)) {
       if (message.index === null) this.droppedReads.push(context);
       else this.readStates.push({ index: message.index, context });
     }
@@ -831,9 +822,7 @@ export class RaftNode {
     const leaderSide = [...this.leaderReads.drain(), ...this.readsAwaitingTermCommit];
     this.readsAwaitingTermCommit = [];
     this.answerReads(leaderSide.map(({ context, from }) => ({ context, from, index: null })));
-    this.droppedReads.push(...this.readsToForward, ...this.forwardedReads);
-    this.readsToForward = [];
-    this.forwardedReads.clear();
+    this.droppedReads.push(...this.readForwarder.drain());
   }
 
   // ---- Ready bookkeeping ---------------------------------------------------------------------

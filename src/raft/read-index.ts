@@ -59,3 +59,47 @@ export class ReadIndexBatcher {
     return drained;
   }
 }
+
+/**
+ * Follower side of ReadIndex: reads are forwarded to the leader in one message per Ready and
+ * remembered until the leader answers, so that a change of leadership fails them instead of
+ * losing them.
+ */
+export class ReadForwarder {
+  private unsent: number[] = [];
+  private readonly forwarded = new Set<number>();
+
+  constructor(private readonly maxPendingReads: number) {}
+
+  /** Queues a read for the next forward; false when the bound is reached. */
+  add(context: number): boolean {
+    if (this.unsent.length + this.forwarded.size >= this.maxPendingReads) return false;
+    this.unsent.push(context);
+    return true;
+  }
+
+  hasUnsent(): boolean {
+    return this.unsent.length > 0;
+  }
+
+  /** The reads to forward now; they wait for the leader's answer from here on. */
+  takeUnsent(): number[] {
+    const contexts = this.unsent;
+    this.unsent = [];
+    for (const context of contexts) this.forwarded.add(context);
+    return contexts;
+  }
+
+  /** The leader answered: returns the contexts still waiting (late or repeated answers are ignored). */
+  settle(contexts: readonly number[]): number[] {
+    return contexts.filter((context) => this.forwarded.delete(context));
+  }
+
+  /** Leadership or role changed: every read still waiting must be failed. */
+  drain(): number[] {
+    const pending = [...this.unsent, ...this.forwarded];
+    this.unsent = [];
+    this.forwarded.clear();
+    return pending;
+  }
+}
