@@ -88,4 +88,27 @@ describe("a 3-node cluster of real processes", () => {
     await expectAllPresent(client, load.acknowledged);
     client.close();
   });
+
+  test("a paused leader (SIGSTOP) is replaced; resumed, it follows the new leader and catches up", async () => {
+    const cluster = await startCluster({ size: 3 });
+    const first = await cluster.waitForLeader(ELECTION_WAIT_MS, cluster.startedAt);
+    const client = new TestClient(cluster.addresses);
+    expect(await client.call(requests.set({ key: "before-pause", value: "a" }))).toBe(true);
+
+    await cluster.kill(first.id, "SIGSTOP");
+    const second = await cluster.waitForLeader(ELECTION_WAIT_MS);
+    expect(second.id).not.toBe(first.id);
+    // A paused process still holds its TCP connections open, so a request sent to it would just
+    // wait out its deadline: this write goes to the new leader.
+    expect(await client.call(requests.set({ key: "during-pause", value: "b" }), { node: second.address })).toBe(true);
+
+    await cluster.kill(first.id, "SIGCONT");
+    const settled = await cluster.waitForLeader(ELECTION_WAIT_MS);
+    expect(settled.term).toBeGreaterThanOrEqual(second.term);
+    await cluster.waitForQuiescence(SETTLE_DEADLINE_MS);
+    const resumed = cluster.node(first.id).address;
+    expect(await client.call(requests.get({ key: "during-pause", consistency: "serializable" }), { node: resumed })).toBe("b");
+    expect(await client.call(requests.get({ key: "before-pause", consistency: "serializable" }), { node: resumed })).toBe("a");
+    client.close();
+  });
 });
