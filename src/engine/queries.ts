@@ -95,6 +95,8 @@ function dispatch(query: Query, context: QueryContext): Outcome<unknown> {
       return succeed(storageSize(query, context));
     case "info":
       return succeed(context.info());
+    default:
+      return fail("INVALID", `unknown query type ${String((query as { type: unknown }).type)}`);
   }
 }
 
@@ -128,7 +130,7 @@ function ttlSeconds(entry: Entry | undefined, now: number): number | null {
 }
 
 function readMany(query: QueryOf<"mget">, context: QueryContext): Outcome<ReadonlyMap<string, Value>> {
-  checkCount(query.keys.length);
+  checkKeyList(query.keys);
   const found = new Map<string, Value>();
   const missing: string[] = [];
   for (const key of query.keys) {
@@ -189,7 +191,7 @@ function storageSize(query: QueryOf<"storageSize">, context: QueryContext): { re
     for (const entry of matchingEntries(context.store, query.namespace, EVERYTHING, context.now)) total += entry.size;
     return { total };
   }
-  checkCount(query.keys.length);
+  checkKeyList(query.keys);
   const sizes = new Map<string, number>();
   for (const key of query.keys) {
     const entry = context.store.live(storedKeyOf(query.namespace, validateKey(key, context.limits)), context.now);
@@ -199,6 +201,11 @@ function storageSize(query: QueryOf<"storageSize">, context: QueryContext): { re
 }
 
 const EVERYTHING: GlobMatcher = { matches: () => true, literalPrefix: "" };
+
+function checkKeyList(keys: unknown): void {
+  if (!Array.isArray(keys)) throw new KvError("INVALID", "keys must be an array");
+  checkCount(keys.length);
+}
 
 function checkCount(count: number, minimum = 0): void {
   if (!Number.isSafeInteger(count) || count < minimum || count > MAX_KEYS_PER_QUERY) {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { ExactDecimal } from "../../../src/engine/decimal.js";
 import { comparable } from "./model.js";
-import { errorCodeOf, Harness } from "./harness.js";
+import { errorCodeOf, Harness, type QueryInput } from "./harness.js";
 
 const INT64_MAX = 2n ** 63n - 1n;
 const INT64_MIN = -(2n ** 63n);
@@ -255,5 +255,8 @@ describe("construction and validation at the edge", () => {
     const h = new Harness();
     expect(errorCodeOf(h.read({ type: "get", key: "__system" }))).toBe("KEY_INVALID");
     expect(errorCodeOf(h.read({ type: "get", key: "a\nb" }))).toBe("KEY_INVALID");
+    expect(errorCodeOf(h.read({ type: "mget", keys: "a" as unknown as string[] }))).toBe("INVALID");
+    expect(errorCodeOf(h.read({ type: "nonsense" } as unknown as QueryInput))).toBe("INVALID");
+    expect(errorCodeOf(h.read({ type: "scan", cursor: "99999" }))).toBe("INVALID");
   });
 });
