@@ -22,6 +22,11 @@ const NODE_COUNT = 3;
 const FIRST_PORT = 7001;
 const FIRST_ADMIN_PORT = 8001;
 const HOST = "127.0.0.1";
+/**
+ * Under `npm run`, one Ctrl-C arrives twice (from the terminal and forwarded by npm); only a
+ * signal this long after the first counts as the second Ctrl-C that kills the nodes.
+ */
+const REPEATED_SIGNAL_GRACE_MS = 1000;
 
 const LEVEL_NAMES: Readonly<Record<number, string>> = { 10: "TRACE", 20: "DEBUG", 30: "INFO", 40: "WARN", 50: "ERROR", 60: "FATAL" };
 /** Fields every line carries; the prefix and the time already say them. */
@@ -133,11 +138,12 @@ async function superviseUntilStopped(children: readonly ChildProcess[]): Promise
         }),
       ),
   );
-  let stopping = false;
+  let stoppingSince: number | null = null;
   const stop = (): void => {
-    const signal = stopping ? "SIGKILL" : "SIGTERM";
-    if (!stopping) process.stdout.write("cluster: stopping all nodes (Ctrl-C again to kill them)\n");
-    stopping = true;
+    if (stoppingSince !== null && Date.now() - stoppingSince < REPEATED_SIGNAL_GRACE_MS) return;
+    const signal = stoppingSince === null ? "SIGTERM" : "SIGKILL";
+    process.stdout.write(signal === "SIGTERM" ? "cluster: stopping all nodes (Ctrl-C again to kill them)\n" : "cluster: killing all nodes\n");
+    stoppingSince ??= Date.now();
     for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill(signal);
   };
   process.on("SIGINT", stop);
@@ -148,7 +154,7 @@ async function superviseUntilStopped(children: readonly ChildProcess[]): Promise
   });
   const codes = await Promise.all(exits);
   process.stdout.write(`cluster: all nodes stopped (exit codes ${codes.map(String).join(", ")})\n`);
-  process.exitCode = stopping && codes.every((code) => code === 0) ? 0 : 1;
+  process.exitCode = stoppingSince !== null && codes.every((code) => code === 0) ? 0 : 1;
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
