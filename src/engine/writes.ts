@@ -98,9 +98,9 @@ function expiresAtAfter(ttlMs: number | undefined, now: number): number | null {
   return ttlMs === undefined ? null : now + ttlMs;
 }
 
-/** Writes a value, keeping creation fields while the key lives; returns the new entry. */
-function write(storedKey: string, current: Entry | undefined, change: Pick<Entry, "value" | "expiresAt" | "metadata">, context: WriteContext): Entry {
-  const entry: Entry = {
+/** Writes a value as a new entry, keeping the creation fields while the key lives. */
+function write(storedKey: string, current: Entry | undefined, change: Pick<Entry, "value" | "expiresAt" | "metadata">, context: WriteContext): void {
+  context.state.store.put({
     storedKey,
     bucket: current?.bucket ?? bucketOf(storedKey),
     value: change.value,
@@ -112,9 +112,7 @@ function write(storedKey: string, current: Entry | undefined, change: Pick<Entry
     size: current?.value === change.value ? current.size : valueSize(change.value),
     metadata: change.metadata,
     lastAccessedAt: context.now,
-  };
-  context.state.store.put(entry);
-  return entry;
+  });
 }
 
 /** Reads a key for a write: an expired key counts as absent. */

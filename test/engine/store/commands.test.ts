@@ -65,6 +65,8 @@ describe("commands as data", () => {
     }
     expect(codeOf(() => decodeCommand(encode([1, "", null, "k", 1n, null, true, true, null, null, null])))).toBe("INVALID");
     expect(codeOf(() => decodeCommand(encode([14, "", [1n, 1, 1], "L", "o", 10])))).toBe("VALUE_INVALID");
+    expect(codeOf(() => decodeCommand(encode([11, "", null, "[unclosed", null])))).toBe("INVALID");
+    expect(codeOf(() => decodeCommand(encode([11, "", null, "*", "ab"])))).toBe("INVALID");
   });
 
   it("bad keys, names and values get their own codes", () => {
