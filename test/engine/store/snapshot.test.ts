@@ -88,6 +88,23 @@ describe("snapshots", () => {
     );
   });
 
+  it("a replica restored mid-log and then applying the rest ends identical to one that applied it all", async () => {
+    await fc.assert(
+      fc.asyncProperty(logArbitrary, fc.double({ min: 0, max: 1, noNaN: true }), async ([inputs, advances], splitFraction) => {
+        const log = buildLog(inputs as CommandInput[], advances);
+        const split = Math.floor(splitFraction * log.length);
+        const whole = new Engine({ shardCount: 16 });
+        const wholeResults = log.map(({ command, index, now }) => whole.apply(command, { index, term: 2, now }));
+        const replica = new Engine({ shardCount: 2 });
+        await replica.restore(replay(await collect(engineAfter(log.slice(0, split), 256).snapshot())));
+        const replicaResults = log.slice(split).map(({ command, index, now }) => replica.apply(command, { index, term: 2, now }));
+        expect(replicaResults.map(comparable)).toEqual(wholeResults.slice(split).map(comparable));
+        expect((await snapshotBytes(replica)).equals(await snapshotBytes(whole))).toBe(true);
+      }),
+      { numRuns: 25 },
+    );
+  });
+
   it("freeze the state when snapshot() is called while the engine keeps applying", async () => {
     const h = new Harness({ shardCount: 8 });
     for (let index = 0; index < 5000; index++) h.set(`key${index}`, BigInt(index));
