@@ -237,10 +237,14 @@ function readSet(fields: FieldReader): CommandBody {
   return set;
 }
 
-/** Drops undefined properties, so optional fields are absent (exactOptionalPropertyTypes). */
+/**
+ * A copy without the undefined properties, so optional fields are absent
+ * (exactOptionalPropertyTypes). Copying rather than `delete` keeps the object in V8's fast mode.
+ */
 function defined<T extends Record<string, unknown>>(object: T): { [K in keyof T]: Exclude<T[K], undefined> } {
-  for (const key of Object.keys(object)) if (object[key] === undefined) delete object[key];
-  return object as { [K in keyof T]: Exclude<T[K], undefined> };
+  const copy: Record<string, unknown> = {};
+  for (const key in object) if (object[key] !== undefined) copy[key] = object[key];
+  return copy as { [K in keyof T]: Exclude<T[K], undefined> };
 }
 
 /**
