@@ -6,6 +6,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach } from "vitest";
+import type { NodeStatus } from "../../src/server/replicated-node.js";
+import type { FsyncMode } from "../../src/server/storage/durable-log.js";
 
 /**
  * Real-process cluster harness: every node is `node dist/bin/kv-node.js` on 127.0.0.1 with its
@@ -23,7 +25,6 @@ const EXIT_DEADLINE_MS = 10_000;
 const GRACEFUL_STOP_DEADLINE_MS = 15_000;
 const LOG_TAIL_LINES = 40;
 
-export type FsyncMode = "always" | "interval";
 export type Signal = "SIGKILL" | "SIGSTOP" | "SIGCONT" | "SIGTERM";
 
 export interface ClusterOptions {
@@ -33,19 +34,8 @@ export interface ClusterOptions {
   readonly fsync?: FsyncMode;
 }
 
-/** What `/status` reports; only the fields the tests read are typed. */
-export interface NodeStatus {
-  readonly id: string;
-  readonly role: string;
-  readonly term: number;
-  readonly leader: string | null;
-  readonly leaderAddress: string | null;
-  readonly commit: number;
-  readonly applied: number;
-  readonly lastIndex: number;
-  readonly snapshotIndex: number;
-  readonly keys: number;
-}
+/** `/status` is the node's status as JSON; it holds no bigint, so the type carries over as is. */
+export type { NodeStatus };
 
 export interface ClusterNode {
   readonly id: string;
@@ -261,7 +251,7 @@ export class Cluster {
       last = await this.statuses();
       return agreedLeader(last, this.liveIds().length);
     });
-    if (found === null) throw new Error(`no agreed leader within ${deadlineMs} ms; last statuses: ${describe(last)}`);
+    if (found === null) throw new Error(`no agreed leader within ${deadlineMs} ms; last statuses: ${summarize(last)}`);
     return { id: found.id, address: this.node(found.id).address, term: found.term, elapsedMs: Date.now() - since };
   }
 
@@ -272,7 +262,7 @@ export class Cluster {
       last = await this.statuses();
       return ids.every((id) => (last.get(id)?.applied ?? -1) >= index) ? true : null;
     });
-    if (done === null) throw new Error(`nodes ${ids.join(",")} did not apply ${index} within ${deadlineMs} ms: ${describe(last)}`);
+    if (done === null) throw new Error(`nodes ${ids.join(",")} did not apply ${index} within ${deadlineMs} ms: ${summarize(last)}`);
     return last;
   }
 
@@ -286,7 +276,7 @@ export class Cluster {
       const settled = last.size === this.liveIds().length && applied.size === 1 && commits.size === 1 && [...applied][0] === [...commits][0];
       return settled ? true : null;
     });
-    if (done === null) throw new Error(`the cluster did not settle within ${deadlineMs} ms: ${describe(last)}`);
+    if (done === null) throw new Error(`the cluster did not settle within ${deadlineMs} ms: ${summarize(last)}`);
     return last;
   }
 
@@ -332,7 +322,7 @@ function agreedLeader(statuses: ReadonlyMap<string, NodeStatus>, liveCount: numb
   return agreed ? leader : null;
 }
 
-function describe(statuses: ReadonlyMap<string, NodeStatus>): string {
+function summarize(statuses: ReadonlyMap<string, NodeStatus>): string {
   const parts = [...statuses.entries()].map(
     ([id, status]) => `${id}: ${status.role} term=${status.term} leader=${String(status.leader)} commit=${status.commit} applied=${status.applied}`,
   );
