@@ -90,6 +90,8 @@ export class RaftNode {
   private readonly votes = new Map<NodeId, boolean>();
   private readonly progress = new Map<NodeId, Progress>();
   private transferTarget: NodeId | null = null;
+  /** New entries were appended by this leader and not yet offered to the followers. */
+  private replicationPending = false;
   /** Bytes of this leader's proposals not yet committed (maxUncommittedEntriesBytes). */
   private uncommittedBytes = 0;
   private leaderReads = new ReadIndexBatcher(MAX_PENDING_READS);
@@ -195,12 +197,14 @@ export class RaftNode {
       this.droppedReads.length > 0 ||
       this.log.committed > this.nextApplyFloor() ||
       this.readForwarder.hasUnsent() ||
+      (this.role === "leader" && this.replicationPending) ||
       (this.role === "leader" && this.leaderReads.hasUnissuedReads())
     );
   }
 
   ready(): Ready {
     assert(this.outstanding === undefined, "ready() called while the previous Ready is not advanced");
+    this.flushReplication();
     this.flushReads();
     const snapshot = this.log.unstableSnapshot();
     const entries = [...this.log.unstableEntries()];
@@ -292,6 +296,7 @@ export class RaftNode {
     this.votes.clear();
     this.progress.clear();
     this.transferTarget = null;
+    this.replicationPending = false;
     this.uncommittedBytes = 0;
     this.leaderReads = new ReadIndexBatcher(MAX_PENDING_READS);
   }
@@ -592,8 +597,19 @@ export class RaftNode {
     this.log.append(entries);
     assert(this.log.lastIndex() === firstIndex + entries.length - 1, "the leader's log only grows");
     this.onLogChanged();
-    for (const peer of this.progress.keys()) if (peer !== this.id) this.replicateTo(peer);
+    this.replicationPending = true;
     return firstIndex;
+  }
+
+  /**
+   * Proposals are replicated when the Ready is built, not one by one: every proposal since the
+   * last Ready travels in the same AppendEntries batch.
+   */
+  private flushReplication(): void {
+    if (!this.replicationPending) return;
+    this.replicationPending = false;
+    if (this.role !== "leader") return;
+    for (const peer of this.progress.keys()) if (peer !== this.id) this.replicateTo(peer);
   }
 
   /** Sends as many AppendEntries as flow control allows (one in probe, a window in replicate). */

@@ -142,6 +142,18 @@ describe("batching, pipelining and flow control", () => {
     expect(cluster.member("n3").applied).toEqual(cluster.member("n1").applied);
   });
 
+  it("sends every proposal made since the last Ready in one AppendEntries per follower", () => {
+    const cluster = Cluster.of(["n1", "n2", "n3"]);
+    cluster.elect("n1");
+    cluster.propose("n1", "warm-up");
+    for (const text of ["a", "b", "c", "d"]) cluster.node("n1").propose([command(text)]);
+    const appends = cluster.member("n1").handleReady().filter((message) => message.type === "appendEntries");
+    expect(appends.map((message) => (message.type === "appendEntries" ? [message.to, message.entries.length] : []))).toEqual([
+      ["n2", 4],
+      ["n3", 4],
+    ]);
+  });
+
   it("bounds the in-flight window by bytes as well", () => {
     const cluster = Cluster.of(["n1", "n2"], { maxEntriesBytesPerMessage: 100, maxInflightMessages: 100, maxInflightBytes: 250 });
     cluster.elect("n1");
