@@ -4,7 +4,7 @@
  * Applies commands straight to the state machine (no network, no log), so the figures are the
  * ceiling the cluster can approach.
  */
-import { performance } from "node:perf_hooks";
+import { PerformanceObserver, performance } from "node:perf_hooks";
 import { decodeCommand, encodeCommand, Engine, type Command, type Query } from "../src/engine/index.js";
 
 const KEY_COUNT = Number(process.env.BENCH_KEYS ?? 1_000_000);
@@ -29,7 +29,11 @@ function report(timing: Timing): void {
 }
 
 interface Steps {
-  /** Longest wall-clock stretch without an event-loop turn (includes time descheduled). */
+  /** Garbage-collection pauses observed meanwhile, to tell the engine's steps from V8's. */
+  readonly gcPausesMs: number[];
+  /** Wall-clock stretches between event-loop turns (they include time the process was descheduled). */
+  readonly gapsMs: number[];
+  /** Longest wall-clock stretch without an event-loop turn. */
   longestStepMs: number;
   /** Longest stretch in process CPU time, a fairer figure on a loaded machine. */
   longestStepCpuMs: number;
@@ -42,13 +46,18 @@ function cpuMilliseconds(): number {
 
 /** Time spent and the longest stretch without an event-loop turn while `body` runs. */
 async function measureAsync<T>(body: () => Promise<T>): Promise<Steps & { result: T; milliseconds: number }> {
-  const steps: Steps = { longestStepMs: 0, longestStepCpuMs: 0 };
+  const steps: Steps = { gcPausesMs: [], gapsMs: [], longestStepMs: 0, longestStepCpuMs: 0 };
+  const observer = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) steps.gcPausesMs.push(entry.duration);
+  });
+  observer.observe({ entryTypes: ["gc"] });
   let last = performance.now();
   let lastCpu = cpuMilliseconds();
   let running = true;
   const tick = (): void => {
     const now = performance.now();
     const cpu = cpuMilliseconds();
+    steps.gapsMs.push(now - last);
     steps.longestStepMs = Math.max(steps.longestStepMs, now - last);
     steps.longestStepCpuMs = Math.max(steps.longestStepCpuMs, cpu - lastCpu);
     last = now;
@@ -59,11 +68,20 @@ async function measureAsync<T>(body: () => Promise<T>): Promise<Steps & { result
   const started = performance.now();
   const result = await body();
   running = false;
+  observer.disconnect();
   return { result, milliseconds: performance.now() - started, ...steps };
 }
 
 function describeSteps(steps: Steps): string {
-  return `${steps.longestStepMs.toFixed(1)} ms wall / ${steps.longestStepCpuMs.toFixed(1)} ms CPU`;
+  const sorted = [...steps.gapsMs].sort((left, right) => left - right);
+  const percentile = (fraction: number): string => (sorted[Math.min(sorted.length - 1, Math.floor(fraction * sorted.length))] ?? 0).toFixed(1);
+  const gcTotalMs = steps.gcPausesMs.reduce((sum, pause) => sum + pause, 0);
+  const gcLongestMs = Math.max(0, ...steps.gcPausesMs);
+  return (
+    `${steps.longestStepMs.toFixed(1)} ms wall / ${steps.longestStepCpuMs.toFixed(1)} ms CPU ` +
+    `(median ${percentile(0.5)} ms, p99 ${percentile(0.99)} ms, ${sorted.length} turns; ` +
+    `GC pauses ${gcTotalMs.toFixed(0)} ms in all, longest ${gcLongestMs.toFixed(1)} ms)`
+  );
 }
 
 async function main(): Promise<void> {
