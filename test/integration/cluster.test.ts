@@ -89,6 +89,25 @@ describe("a 3-node cluster of real processes", () => {
     client.close();
   });
 
+  test("5 nodes: kill -9 of the leader and one follower leaves a quorum of 3 that loses no acknowledged write", async () => {
+    const cluster = await startCluster({ size: 5 });
+    const first = await cluster.waitForLeader(ELECTION_WAIT_MS, cluster.startedAt);
+    const client = new TestClient(cluster.addresses);
+    const load = new WriteLoad(client, { writers: 16, keyPrefix: "five-", writeDeadlineMs: 10_000 });
+    await load.waitForAcknowledged(300, 30_000, () => cluster.assertNoCrash());
+
+    await cluster.kill(first.id, "SIGKILL");
+    await cluster.kill(followerOf(cluster, first.id).id, "SIGKILL");
+    const second = await cluster.waitForLeader(ELECTION_WAIT_MS);
+    expect(cluster.liveIds()).toHaveLength(3);
+    expect(cluster.liveIds()).toContain(second.id);
+    await load.waitForAcknowledged(load.acknowledged.size + 300, 30_000, () => cluster.assertNoCrash());
+    await load.stop();
+    expect(load.unexpectedErrors).toEqual([]);
+    await expectAllPresent(client, load.acknowledged);
+    client.close();
+  });
+
   test("a paused leader (SIGSTOP) is replaced; resumed, it follows the new leader and catches up", async () => {
     const cluster = await startCluster({ size: 3 });
     const first = await cluster.waitForLeader(ELECTION_WAIT_MS, cluster.startedAt);
