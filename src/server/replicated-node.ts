@@ -70,6 +70,9 @@ interface PendingRead {
   index: number | null;
 }
 
+/** Messages only a leader sends, which acknowledge nothing about the sender's own disk. */
+const LEADER_REPLICATION: ReadonlySet<Message["type"]> = new Set(["appendEntries", "heartbeat", "installSnapshot"]);
+
 /** Most expired keys one active-expiry entry purges, so applying it stays short. */
 const PURGE_LIMIT = 10_000;
 
@@ -411,13 +414,30 @@ export class ReplicatedNode {
 
   private async handle(ready: Ready): Promise<void> {
     this.counters.readies.increment();
+    const { early, afterPersist } = this.splitMessages(ready);
+    this.options.sender.send(early);
     const installed = await this.persist(ready);
-    this.options.sender.send(ready.messages);
+    this.options.sender.send(afterPersist);
     if (installed !== null) await this.installSnapshot(installed);
     this.applyEntries(ready.committedEntries);
     this.acceptReadStates(ready);
     this.raft.advance();
     if (ready.softState !== undefined) this.onSoftState();
+  }
+
+  /**
+   * A leader may replicate entries while it writes them to its own disk (dissertation
+   * §10.2.1): it counts itself toward a quorum only once `advance()` says they are durable. So
+   * replication traffic leaves before the fsync, which takes the leader's fsync off the commit
+   * path. Everything else (votes, acknowledgements) waits for the data it vouches for, and so
+   * does everything when the term or vote is about to change.
+   */
+  private splitMessages(ready: Ready): { readonly early: readonly Message[]; readonly afterPersist: readonly Message[] } {
+    const termOrVoteChanges = ready.hardState !== undefined && this.mustSync(ready.hardState);
+    if (termOrVoteChanges || ready.snapshot !== undefined) return { early: [], afterPersist: ready.messages };
+    const early = ready.messages.filter((message) => LEADER_REPLICATION.has(message.type));
+    const afterPersist = ready.messages.filter((message) => !LEADER_REPLICATION.has(message.type));
+    return { early, afterPersist };
   }
 
   /** Step 1 of the Ready contract; returns a received snapshot still to be loaded into the engine. */
