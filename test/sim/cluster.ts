@@ -22,6 +22,14 @@ export interface ClusterConfig {
   readonly maxEntriesBytesPerMessage: number;
   /** Chance that a node crashes while handling a Ready (before persisting, after persisting, or after sending). */
   readonly crashDuringReadyProbability: number;
+  /**
+   * Chance that the Ready in which a node becomes leader is its last (crash before persisting,
+   * after persisting or after sending): leaders that die holding entries nobody else has are
+   * what Figure 8 of the Raft paper is made of.
+   */
+  readonly crashOnElectionProbability: number;
+  /** A node that crashed in the middle of a Ready restarts after a random downtime up to this. */
+  readonly maxDowntimeAfterReadyCrashMs: number;
   /** A removed node shuts itself down this long after applying its removal. */
   readonly removedNodeShutdownDelayMs: number;
   readonly logMatchingCheckIntervalMs: number;
@@ -44,6 +52,8 @@ export const DEFAULT_CLUSTER_CONFIG: ClusterConfig = {
   maxSnapshotChunkBytes: 64,
   maxEntriesBytesPerMessage: 256,
   crashDuringReadyProbability: 0,
+  crashOnElectionProbability: 0,
+  maxDowntimeAfterReadyCrashMs: 1_000,
   removedNodeShutdownDelayMs: 200,
   logMatchingCheckIntervalMs: 50,
   maxPendingEvents: 200_000,
@@ -131,8 +141,9 @@ export class SimulatedCluster {
   readonly history = new ClientHistory();
   readonly nodes = new Map<NodeId, SimulatedNode>();
   readonly statistics: ClusterStatistics = { crashes: 0, restarts: 0, leadersElected: 0, snapshotsCreated: 0, snapshotsInstalled: 0, membershipChanges: 0 };
-  /** Starts from the config; the heal phase sets it to 0 so that only liveness is measured. */
+  /** Start from the config; the heal phase sets them to 0 so that only liveness is measured. */
   crashDuringReadyProbability: number;
+  crashOnElectionProbability: number;
   private readonly acknowledgedOperations = new Set<number>();
   private readonly traceBuffer: string[] = [];
   private nextOperationId = 1;
@@ -146,6 +157,7 @@ export class SimulatedCluster {
     private readonly onTrace: ((line: string) => void) | null = null,
   ) {
     this.crashDuringReadyProbability = config.crashDuringReadyProbability;
+    this.crashOnElectionProbability = config.crashOnElectionProbability;
     this.queue = new EventQueue(this.clock, config.maxPendingEvents);
     this.network = new SimulatedNetwork(this.queue, random.fork(), (message) => this.deliver(message), config.maxInFlightMessages);
     for (const setup of setups) {
@@ -368,21 +380,28 @@ export class SimulatedCluster {
   /** The Ready contract of src/raft/types.ts, step by step, with a possible crash between steps. */
   private handleReady(node: SimulatedNode, raft: RaftNode): void {
     const ready = raft.ready();
-    const crashPoint = this.random.chance(this.crashDuringReadyProbability) ? this.random.pick(CRASH_POINTS) : null;
-    if (crashPoint === "before persist") return this.crash(node.id, `crash ${crashPoint}`);
+    const electedNow = ready.softState?.role === "leader";
+    const crashProbability = electedNow ? Math.max(this.crashDuringReadyProbability, this.crashOnElectionProbability) : this.crashDuringReadyProbability;
+    const crashPoint = this.random.chance(crashProbability) ? this.random.pick(CRASH_POINTS) : null;
+    if (crashPoint === "before persist") return this.crashDuringReady(node, crashPoint);
     this.persist(node, ready);
-    if (crashPoint === "after persist") return this.crash(node.id, `crash ${crashPoint}`);
+    if (crashPoint === "after persist") return this.crashDuringReady(node, crashPoint);
     for (const message of ready.messages) {
       if (message.type === "appendEntries") checkContiguous(node.id, "appendEntries", message.entries, message.prevLogIndex + 1);
       this.network.send(message);
     }
-    if (crashPoint === "after send") return this.crash(node.id, `crash ${crashPoint}`);
+    if (crashPoint === "after send") return this.crashDuringReady(node, crashPoint);
     const removed = this.apply(node, ready);
     this.serveReads(node, ready);
     raft.advance();
     this.observe(node, raft);
     this.compactIfDue(node);
     if (removed) this.scheduleShutdown(node);
+  }
+
+  private crashDuringReady(node: SimulatedNode, crashPoint: CrashPoint): void {
+    this.crash(node.id, `crash ${crashPoint}`);
+    this.queue.after(this.random.integer(1, this.config.maxDowntimeAfterReadyCrashMs + 1), () => this.restart(node.id));
   }
 
   private persist(node: SimulatedNode, ready: Ready): void {

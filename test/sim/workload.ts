@@ -17,6 +17,10 @@ export interface RunProfile {
    * situation of Figure 8, where entries of earlier terms sit on a majority uncommitted.
    */
   readonly newLeaderCrashProbability: number;
+  /** How soon after its election such a leader crashes, at most (so its messages may or may not have arrived). */
+  readonly newLeaderCrashDelayMs: number;
+  /** See ClusterConfig.crashOnElectionProbability. */
+  readonly crashOnElectionProbability: number;
   /** Down to one entry per message, so that old-term entries travel apart from the new leader's no-op (Figure 8). */
   readonly maxEntriesBytesPerMessage: number;
 }
@@ -48,7 +52,6 @@ const HEAL_PROBABILITY = 0.004;
 const MEMBERSHIP_CHANGE_PROBABILITY = 0.004;
 const TRANSFER_PROBABILITY = 0.002;
 const CAMPAIGN_PROBABILITY = 0.001;
-const MAX_NEW_LEADER_CRASH_DELAY_MS = 15;
 const MIN_DOWNTIME_MS = 20;
 const MAX_DOWNTIME_MS = 1_500;
 const MIN_VOTERS = 3;
@@ -74,6 +77,8 @@ export function chooseProfile(random: Random): RunProfile {
     crashDuringReadyProbability: random.pick([0, 0.0005, 0.002]),
     crashProbability: random.pick([0.002, 0.004, 0.01]),
     newLeaderCrashProbability: random.pick([0, 0.2, 0.5]),
+    newLeaderCrashDelayMs: random.pick([5, 20, 60]),
+    crashOnElectionProbability: random.pick([0, 0.1, 0.3]),
     maxEntriesBytesPerMessage: random.pick([1, 100, 1_024]),
   };
 }
@@ -103,6 +108,7 @@ export function createCluster(random: Random, profile: RunProfile, onTrace: ((li
   const config: ClusterConfig = {
     ...DEFAULT_CLUSTER_CONFIG,
     crashDuringReadyProbability: profile.crashDuringReadyProbability,
+    crashOnElectionProbability: profile.crashOnElectionProbability,
     maxEntriesBytesPerMessage: profile.maxEntriesBytesPerMessage,
   };
   return new SimulatedCluster(config, random.fork(), membership, ids.map((id) => ({ id })), onTrace);
@@ -114,6 +120,7 @@ export function healEverything(cluster: SimulatedCluster): void {
   cluster.network.heal();
   cluster.network.setFaults(RELIABLE_NETWORK);
   cluster.crashDuringReadyProbability = 0;
+  cluster.crashOnElectionProbability = 0;
   for (const node of cluster.nodes.values()) cluster.restart(node.id);
 }
 
@@ -259,7 +266,7 @@ class RandomWorkload {
     if (leader === undefined || leader.term === this.lastLeaderTerm) return;
     this.lastLeaderTerm = leader.term;
     if (!this.random.chance(this.profile.newLeaderCrashProbability)) return;
-    this.cluster.queue.after(this.random.integer(0, MAX_NEW_LEADER_CRASH_DELAY_MS), () => this.crashAndRestartLater(leader));
+    this.cluster.queue.after(this.random.integer(0, this.profile.newLeaderCrashDelayMs + 1), () => this.crashAndRestartLater(leader));
   }
 
   private crashAndRestartLater(victim: SimulatedNode): void {
