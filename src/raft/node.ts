@@ -92,6 +92,8 @@ export class RaftNode {
   private transferTarget: NodeId | null = null;
   /** New entries were appended by this leader and not yet offered to the followers. */
   private replicationPending = false;
+  /** The commit index moved and the followers have not been told yet. */
+  private commitBroadcastPending = false;
   /** Bytes of this leader's proposals not yet committed (maxUncommittedEntriesBytes). */
   private uncommittedBytes = 0;
   private leaderReads = new ReadIndexBatcher(MAX_PENDING_READS);
@@ -197,7 +199,7 @@ export class RaftNode {
       this.droppedReads.length > 0 ||
       this.log.committed > this.nextApplyFloor() ||
       this.readForwarder.hasUnsent() ||
-      (this.role === "leader" && this.replicationPending) ||
+      (this.role === "leader" && (this.replicationPending || this.commitBroadcastPending)) ||
       (this.role === "leader" && this.leaderReads.hasUnissuedReads())
     );
   }
@@ -297,6 +299,7 @@ export class RaftNode {
     this.progress.clear();
     this.transferTarget = null;
     this.replicationPending = false;
+    this.commitBroadcastPending = false;
     this.uncommittedBytes = 0;
     this.leaderReads = new ReadIndexBatcher(MAX_PENDING_READS);
   }
@@ -313,6 +316,7 @@ export class RaftNode {
   private becomePreCandidate(): void {
     this.failPendingReads();
     this.leader = null;
+    this.electionElapsedTicks = 0;
     this.votes.clear();
     this.role = "preCandidate";
     this.stepRole = (message) => this.stepCandidate(message);
@@ -602,23 +606,26 @@ export class RaftNode {
   }
 
   /**
-   * Proposals are replicated when the Ready is built, not one by one: every proposal since the
-   * last Ready travels in the same AppendEntries batch.
+   * Proposals and commit advances are sent when the Ready is built, not one by one: every
+   * proposal since the last Ready travels in the same AppendEntries batch, and followers hear
+   * of a new commit index once per Ready.
    */
   private flushReplication(): void {
-    if (!this.replicationPending) return;
+    const broadcastCommit = this.commitBroadcastPending;
+    if (!this.replicationPending && !broadcastCommit) return;
     this.replicationPending = false;
+    this.commitBroadcastPending = false;
     if (this.role !== "leader") return;
-    for (const peer of this.progress.keys()) if (peer !== this.id) this.replicateTo(peer);
+    for (const peer of this.progress.keys()) {
+      if (peer === this.id) continue;
+      if (broadcastCommit) this.sendAppend(peer, true);
+      this.replicateTo(peer);
+    }
   }
 
   /** Sends as many AppendEntries as flow control allows (one in probe, a window in replicate). */
   private replicateTo(peer: NodeId): void {
     while (this.sendAppend(peer, false));
-  }
-
-  private broadcastAppend(): void {
-    for (const peer of this.progress.keys()) if (peer !== this.id) this.sendAppend(peer, true);
   }
 
   /** Sends one AppendEntries (or starts a snapshot); true when one with entries left. */
@@ -676,10 +683,14 @@ export class RaftNode {
     this.log.commitTo(index);
     this.releaseUncommitted(previousCommit);
     this.serveReadsAwaitingTermCommit();
-    this.broadcastAppend();
     this.syncProgress();
-    // A leader removed from the configuration leaves once the removal is committed (§4.2.2).
-    if (!this.promotable() && !this.log.membershipChangePending()) this.becomeFollower(this.term, null);
+    this.commitBroadcastPending = true;
+    // A leader removed from the configuration leaves once the removal is committed (§4.2.2),
+    // after telling the others what is committed.
+    if (!this.promotable() && !this.log.membershipChangePending()) {
+      this.flushReplication();
+      this.becomeFollower(this.term, null);
+    }
     return true;
   }
 
