@@ -9,7 +9,9 @@ import type { Entry } from "./store.js";
 import type { Value, ValueMap } from "./value.js";
 
 /**
- * Snapshot stream. Each chunk is `[crc32 u32 big-endian][msgpack [sequence, kind, payload]]`.
+ * Snapshot stream. Each chunk is `[length u32][crc32 u32][msgpack [sequence, kind, payload]]`
+ * (big-endian; `length` counts the checksum and the body). The length makes the stream
+ * self-delimiting: files and networks hand it back in pieces of their own size.
  * Chunks: one header (format version, applied index and term, log time), entries, locks,
  * sessions, one trailer with the counts. The sequence number catches reordered or missing
  * chunks, the checksum flipped bytes, the trailer truncation.
@@ -35,6 +37,9 @@ const TARGET_CHUNK_BYTES = 1024 * 1024;
 const RECORDS_PER_CHUNK = 1024;
 const ENTRIES_COLLECTED_PER_STEP = 16_384;
 const CHECKSUM_BYTES = 4;
+const LENGTH_BYTES = 4;
+/** Largest chunk a reader accepts: one chunk holds at most one value over the 1 MiB target. */
+const MAX_CHUNK_BYTES = 64 * 1024 * 1024;
 
 export interface SnapshotHeader {
   readonly appliedIndex: number;
@@ -78,10 +83,51 @@ export async function* writeSnapshot(image: SnapshotImage): AsyncGenerator<Uint8
 
 function frame(body: unknown): Uint8Array {
   const encoded = encode(body);
-  const chunk = new Uint8Array(CHECKSUM_BYTES + encoded.byteLength);
-  new DataView(chunk.buffer).setUint32(0, crc32(encoded));
-  chunk.set(encoded, CHECKSUM_BYTES);
+  const chunk = new Uint8Array(LENGTH_BYTES + CHECKSUM_BYTES + encoded.byteLength);
+  const view = new DataView(chunk.buffer);
+  view.setUint32(0, CHECKSUM_BYTES + encoded.byteLength);
+  view.setUint32(LENGTH_BYTES, crc32(encoded));
+  chunk.set(encoded, LENGTH_BYTES + CHECKSUM_BYTES);
   return chunk;
+}
+
+/**
+ * Cuts a byte stream, arriving in pieces of any size, back into the writer's chunks. Pieces
+ * are joined only once a whole chunk is there, so each byte is copied at most once.
+ */
+class ChunkReassembler {
+  private parts: Uint8Array[] = [];
+  private bytes = 0;
+
+  push(piece: Uint8Array): Uint8Array[] {
+    this.parts.push(piece);
+    this.bytes += piece.byteLength;
+    const chunks: Uint8Array[] = [];
+    for (let chunk = this.next(); chunk !== null; chunk = this.next()) chunks.push(chunk);
+    return chunks;
+  }
+
+  get leftoverBytes(): number {
+    return this.bytes;
+  }
+
+  private next(): Uint8Array | null {
+    if (this.bytes < LENGTH_BYTES) return null;
+    const head = this.flatten();
+    const length = new DataView(head.buffer, head.byteOffset, head.byteLength).getUint32(0);
+    if (length > MAX_CHUNK_BYTES) throw corrupt(`chunk length ${length} exceeds ${MAX_CHUNK_BYTES}`);
+    if (this.bytes < LENGTH_BYTES + length) return null;
+    const rest = head.subarray(LENGTH_BYTES + length);
+    this.parts = rest.byteLength > 0 ? [rest] : [];
+    this.bytes = rest.byteLength;
+    return head.subarray(LENGTH_BYTES, LENGTH_BYTES + length);
+  }
+
+  private flatten(): Uint8Array {
+    const joined = this.parts.length === 1 ? (this.parts[0] as Uint8Array) : Buffer.concat(this.parts);
+    this.parts = [joined];
+    return joined;
+  }
 }
 
 /** Groups entries by bucket, a bounded number per step. */
@@ -173,10 +219,12 @@ export interface SnapshotSink {
  */
 export async function readSnapshot(chunks: AsyncIterable<Uint8Array>, sink: SnapshotSink): Promise<SnapshotHeader> {
   const reader = new SnapshotReader(sink);
-  for await (const chunk of chunks) {
-    reader.read(chunk);
+  const reassembler = new ChunkReassembler();
+  for await (const piece of chunks) {
+    for (const chunk of reassembler.push(piece)) reader.read(chunk);
     await nextTurn();
   }
+  if (reassembler.leftoverBytes > 0) throw corrupt(`snapshot ends inside a chunk (${reassembler.leftoverBytes} bytes left over)`);
   return reader.finish();
 }
 
