@@ -543,6 +543,7 @@ export class RaftNode {
   }
 
   private handleAppendEntries(message: Extract<Message, { type: "appendEntries" }>): void {
+    if (!isWellFormedAppend(message)) return;
     const reply = { type: "appendEntriesResponse", ...this.header(message.from) } as const;
     if (message.prevLogIndex < this.log.committed) {
       return this.send({ ...reply, success: true, matchIndex: this.log.committed });
@@ -891,4 +892,18 @@ export class RaftNode {
     assert(entries !== undefined, `committed entries from ${low} were compacted before being applied`);
     return entries;
   }
+}
+
+/**
+ * Entries of an AppendEntries follow prevLogIndex without gaps, with terms that never decrease
+ * and never exceed the sender's: anything else comes from a broken peer and is ignored rather
+ * than allowed to corrupt the log.
+ */
+function isWellFormedAppend(message: Extract<Message, { type: "appendEntries" }>): boolean {
+  let previousTerm = message.prevLogTerm;
+  return message.entries.every((entry, offset) => {
+    const wellFormed = entry.index === message.prevLogIndex + 1 + offset && entry.term >= previousTerm && entry.term <= message.term;
+    previousTerm = entry.term;
+    return wellFormed;
+  });
 }

@@ -81,6 +81,18 @@ describe("invariant assertions crash instead of serving wrong data", () => {
     expect(node.status().term).toBe(5);
   });
 
+  it("an AppendEntries with a gap or a term beyond the sender's is ignored", () => {
+    const cluster = Cluster.of(["n1", "n2", "n3"]);
+    cluster.elect("n1");
+    const n2 = cluster.node("n2");
+    const before = n2.status();
+    const append = (entries: LogEntry[]): Message => ({ type: "appendEntries", from: "n1", to: "n2", term: 1, prevLogIndex: 1, prevLogTerm: 1, entries, commit: 1 });
+    n2.step(append([{ kind: "noop", index: 3, term: 1 }]));
+    n2.step(append([{ kind: "noop", index: 2, term: 2 }]));
+    expect(n2.status()).toEqual(before);
+    expect(n2.hasReady()).toBe(false);
+  });
+
   it("stale or misaddressed messages are ignored without throwing", () => {
     const cluster = Cluster.of(["n1", "n2", "n3"]);
     cluster.elect("n1");
