@@ -16,7 +16,7 @@ describe("simulated runs", () => {
         expect(report.simulatedMs).toBeGreaterThan(1_000);
         expect(report.acknowledgedWrites).toBeGreaterThan(0);
       }),
-      { numRuns: 40 },
+      { numRuns: 100 },
     );
   });
 
