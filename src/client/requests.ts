@@ -145,6 +145,10 @@ export interface MemberAddInput extends CommonOptions {
 export interface MemberRemoveInput extends CommonOptions {
   readonly id: string;
 }
+export interface SnapshotReadInput extends CommonOptions {
+  readonly offset: number;
+  readonly maxBytes?: number;
+}
 export interface TransferLeaderInput extends CommonOptions {
   /** The member to hand leadership to; absent lets the leader choose. */
   readonly to?: string;
@@ -192,6 +196,7 @@ export const requests = {
   memberRemove: (input: MemberRemoveInput) => build("memberRemove", input, asValue),
   transferLeader: (input: TransferLeaderInput = {}) => build("transferLeader", input, asValue),
   snapshotSave: (input: CommonOptions = {}) => build("snapshotSave", input, asValue),
+  snapshotRead: (input: SnapshotReadInput) => build("snapshotRead", input, asValue),
 };
 
 /**

@@ -8,7 +8,7 @@ import { parseHostPort } from "./peers.js";
 import { serveConnection, type ConnectionInfo, type ServedConnection, type ServerRequest, type ServerResponse } from "./connection.js";
 import { COMMAND, commandByCode } from "./protocol/commands.js";
 import { checkHandshake, readHandshake } from "./protocol/handshake.js";
-import { parseOperation, renderOutcome, type Operation } from "./protocol/operations.js";
+import { parseOperation, rejection, renderOutcome, type Operation } from "./protocol/operations.js";
 import { EMPTY_PAYLOAD, STATUS } from "./protocol/status.js";
 import type { ReplicatedNode } from "./replicated-node.js";
 
@@ -104,6 +104,10 @@ export class KvServer {
         return ok(await this.node.transferLeadershipTo(operation.to, timeoutMs));
       case "snapshotSave":
         return ok(await this.node.snapshotNow());
+      case "rejected":
+        return renderOutcome(name, rejection(operation.error));
+      case "snapshotRead":
+        return ok(await this.node.readSnapshotFile(operation.offset, operation.maxBytes));
     }
   }
 }

@@ -22,7 +22,7 @@ import {
 import { decodeEntryData, encodeEntryData } from "./entry-data.js";
 import type { Consistency } from "./protocol/operations.js";
 import { Metrics, type Counter } from "./metrics.js";
-import { readAll, SnapshotKeeper, type SnapshotSource } from "./snapshot-keeper.js";
+import { readAll, SnapshotKeeper, type SnapshotFileSlice, type SnapshotSource } from "./snapshot-keeper.js";
 import { DurableLog, type FsyncMode } from "./storage/durable-log.js";
 import { SnapshotStore, type SnapshotFile } from "./storage/snapshot-store.js";
 
@@ -164,7 +164,7 @@ export class ReplicatedNode {
         electionTimeoutTicks: options.electionTimeoutTicks,
       }),
     );
-    const keeper = new SnapshotKeeper(store, storage, log, options.logger, snapshotIndex, Date.now());
+    const keeper = new SnapshotKeeper(store, storage, log, options.logger, snapshot, Date.now());
     const node = new ReplicatedNode(options, engine, raft, storage, log, keeper, snapshotIndex);
     node.start();
     return node;
@@ -307,6 +307,11 @@ export class ReplicatedNode {
     this.failAll(new KvError("UNAVAILABLE", "the node is shutting down"));
     await this.snapshots.close();
     await this.log.close();
+  }
+
+  /** A piece of the newest snapshot file, for `kv snapshot save`. */
+  readSnapshotFile(offset: number, maxBytes: number): Promise<SnapshotFileSlice> {
+    return this.snapshots.readLatestFile(offset, maxBytes);
   }
 
   private bestSuccessor(): NodeId | null {

@@ -1,8 +1,18 @@
+import { open } from "node:fs/promises";
+import { basename } from "node:path";
 import type { Logger } from "pino";
+import { KvError } from "../errors.js";
 import type { MemoryStorage } from "../raft/memory-storage.js";
 import type { HardState, SnapshotChunk, SnapshotMetadata } from "../raft/types.js";
 import type { DurableLog } from "./storage/durable-log.js";
 import type { SnapshotFile, SnapshotReceiver, SnapshotStore } from "./storage/snapshot-store.js";
+
+export interface SnapshotFileSlice {
+  readonly name: string;
+  readonly index: number;
+  readonly sizeBytes: number;
+  readonly data: Uint8Array;
+}
 
 /** What a local snapshot captures: the state machine image as of `index`. */
 export interface SnapshotSource {
@@ -20,6 +30,8 @@ export interface SnapshotSource {
 export class SnapshotKeeper {
   private receiver: { readonly metadata: SnapshotMetadata; readonly sink: SnapshotReceiver } | null = null;
   private taking = false;
+  /** The newest snapshot file on disk, the one `kv snapshot save` downloads. */
+  private latestFile: SnapshotFile | null;
   lastSnapshotIndex: number;
   lastSnapshotAtMs: number;
 
@@ -28,10 +40,11 @@ export class SnapshotKeeper {
     private readonly storage: MemoryStorage,
     private readonly log: DurableLog,
     private readonly logger: Logger,
-    initialIndex: number,
+    initialFile: SnapshotFile | null,
     nowMs: number,
   ) {
-    this.lastSnapshotIndex = initialIndex;
+    this.latestFile = initialFile;
+    this.lastSnapshotIndex = initialFile?.metadata.index ?? 0;
     this.lastSnapshotAtMs = nowMs;
   }
 
@@ -54,6 +67,7 @@ export class SnapshotKeeper {
         this.storage.createSnapshot(file.metadata, data);
         await this.log.compact(source.index, source.term);
       }
+      this.latestFile = file;
       this.lastSnapshotIndex = source.index;
       this.lastSnapshotAtMs = nowMs;
       this.logger.info({ index: source.index, bytes: data.byteLength, ms: Date.now() - started }, "snapshot taken");
@@ -85,9 +99,26 @@ export class SnapshotKeeper {
     const data = await readAll(file);
     this.storage.applySnapshot(metadata, data);
     await this.log.resetToSnapshot(metadata.index, metadata.term, hardState);
+    this.latestFile = file;
     this.lastSnapshotIndex = metadata.index;
     this.logger.info({ index: metadata.index, term: metadata.term, bytes: data.byteLength }, "snapshot received from the leader");
     return file;
+  }
+
+  /** Raw bytes of the newest snapshot file from `offset`: header, data and checksums as stored. */
+  async readLatestFile(offset: number, maxBytes: number): Promise<SnapshotFileSlice> {
+    const file = this.latestFile;
+    if (file === null) throw new KvError("NOT_FOUND", "this node has no snapshot yet");
+    const handle = await open(file.path, "r");
+    try {
+      const { size } = await handle.stat();
+      if (offset < 0 || offset > size) throw new KvError("INVALID", `offset ${offset} is outside the ${size}-byte snapshot file`);
+      const data = Buffer.alloc(Math.min(maxBytes, size - offset));
+      const { bytesRead } = await handle.read(data, 0, data.byteLength, offset);
+      return { name: basename(file.path), index: file.metadata.index, sizeBytes: size, data: data.subarray(0, bytesRead) };
+    } finally {
+      await handle.close();
+    }
   }
 
   async close(): Promise<void> {

@@ -53,6 +53,8 @@ export const COMMANDS = [
   { name: "memberRemove", code: 0x42, write: true },
   { name: "transferLeader", code: 0x43, write: false },
   { name: "snapshotSave", code: 0x44, write: false },
+  // Reads the newest snapshot file by offset, so `kv snapshot save <file>` can download it.
+  { name: "snapshotRead", code: 0x45, write: false },
   // Peer to peer. A peer link opens with `handshake` (cluster id, protocol version, node id),
   // then carries batches of Raft messages; snapshot chunks travel inside those messages.
   { name: "handshake", code: 0x80, write: false },

@@ -1,12 +1,13 @@
 import { encode } from "../../engine/codec.js";
 import { decodeCommand, encodeCommand, MAX_PURGE_PER_COMMAND, validateNamespace, type Command, type CommandOf } from "../../engine/commands.js";
 import type { EngineLimits } from "../../engine/limits.js";
-import type { Outcome } from "../../engine/outcome.js";
+import { fail, type Outcome } from "../../engine/outcome.js";
 import type { Query } from "../../engine/queries.js";
 import type { SessionStamp } from "../../engine/sessions.js";
 import { validateKey } from "../../engine/validation.js";
 import type { Value } from "../../engine/value.js";
 import { KvError } from "../../errors.js";
+import { compileGlob } from "../../engine/glob.js";
 import type { ServerResponse } from "../connection.js";
 import { commandByCode, isPeerCommand, type CommandName } from "./commands.js";
 import { PayloadFields } from "./payload.js";
@@ -53,6 +54,7 @@ import { EMPTY_PAYLOAD, encodeErrorPayload, STATUS } from "./status.js";
  * | memberAdd | id, address | defined by the node |
  * | memberRemove | id | defined by the node |
  * | transferLeader | to? (node id) | defined by the node |
+ * | snapshotRead | offset, maxBytes? | map { name, sizeBytes, index, data (bytes from offset) } of the newest snapshot file |
  *
  * TTLs travel in seconds (float allowed, SPEC §4) and become whole milliseconds, rounded up so
  * a TTL is never shorter than asked. A failed outcome is ERROR `{ code, message, keys? }`.
@@ -73,7 +75,13 @@ export type Operation =
   | { readonly kind: "memberAdd"; readonly id: string; readonly address: string }
   | { readonly kind: "memberRemove"; readonly id: string }
   | { readonly kind: "transferLeader"; readonly to: string | null }
-  | { readonly kind: "snapshotSave" };
+  | { readonly kind: "snapshotSave" }
+  | { readonly kind: "snapshotRead"; readonly offset: number; readonly maxBytes: number }
+  /**
+   * A well-formed request whose argument the engine refuses with INVALID (a malformed glob
+   * pattern): answered ERROR on a connection that stays open, unlike a malformed request.
+   */
+  | { readonly kind: "rejected"; readonly error: KvError };
 
 /** A parsed request: the operation and how long the caller will wait (absent: the server's default). */
 export interface ParsedRequest {
@@ -105,6 +113,11 @@ export function parseOperation(code: number, payload: Uint8Array, limits: Engine
 }
 
 /** The response for the outcome of the operation named `operationName` (see COMMANDS). */
+/** The failed outcome of a `rejected` operation, answered like any other refusal. */
+export function rejection(error: KvError): Outcome<never> {
+  return fail(error.code, error.message, error.details.keys);
+}
+
 export function renderOutcome(operationName: string, outcome: Outcome<unknown>): ServerResponse {
   if (!outcome.ok) {
     const { code, message, keys } = outcome.error;
@@ -139,7 +152,7 @@ const PARSERS: Readonly<Record<ClientCommandName, Parser>> = {
   keys: (request) => request.patternQuery("keys"),
   count: (request) => request.patternQuery("count"),
   getPattern: (request) => request.patternQuery("getPattern"),
-  deletePattern: (request) => request.write({ type: "deletePattern", pattern: request.fields.string("pattern"), separator: request.fields.optionalString("separator") }),
+  deletePattern: parseDeletePattern,
   scan: parseScan,
   expire: (request) => request.write({ type: "expire", key: request.key(), ttlMs: expireMilliseconds(request.fields.number("ttl")) }),
   persist: (request) => request.write({ type: "persist", key: request.key() }),
@@ -156,7 +169,17 @@ const PARSERS: Readonly<Record<ClientCommandName, Parser>> = {
   memberRemove: (request) => ({ kind: "memberRemove", id: request.nonEmpty("id") }),
   transferLeader: (request) => ({ kind: "transferLeader", to: request.fields.has("to") ? request.nonEmpty("to") : null }),
   snapshotSave: () => ({ kind: "snapshotSave" }),
+  snapshotRead: (request) => ({ kind: "snapshotRead", offset: request.fields.integer("offset"), maxBytes: snapshotReadBytes(request.fields.optionalInteger("maxBytes")) }),
 };
+
+/** Bytes one snapshotRead returns at most: a frame stays far below the 64 MiB limit. */
+export const MAX_SNAPSHOT_READ_BYTES = 4 * 1024 * 1024;
+
+function snapshotReadBytes(maxBytes: number | undefined): number {
+  if (maxBytes === undefined) return MAX_SNAPSHOT_READ_BYTES;
+  if (maxBytes < 1) throw new KvError("INVALID", "maxBytes must be positive");
+  return Math.min(maxBytes, MAX_SNAPSHOT_READ_BYTES);
+}
 
 function parseSet(request: RequestFields): Operation {
   const { fields } = request;
@@ -182,6 +205,22 @@ function parseIncrement(request: RequestFields, negate: boolean): Operation {
   const command = operation.command as CommandOf<"incr">;
   if (command.delta === INT64_MIN) throw new KvError("OVERFLOW", `decr by ${command.delta} is outside signed 64-bit`);
   return { kind: "write", command: { ...command, delta: -command.delta } };
+}
+
+/**
+ * A malformed pattern is refused here, before it reaches the log, as an answer on a connection
+ * that stays open: the request itself is well formed.
+ */
+function parseDeletePattern(request: RequestFields): Operation {
+  const pattern = request.fields.string("pattern");
+  const separator = request.fields.optionalString("separator");
+  try {
+    compileGlob(pattern, separator === undefined ? {} : { separator });
+  } catch (error) {
+    if (error instanceof KvError) return { kind: "rejected", error };
+    throw error;
+  }
+  return request.write({ type: "deletePattern", pattern, separator });
 }
 
 function parseScan(request: RequestFields): Operation {

@@ -97,6 +97,8 @@ const CASES: readonly (readonly [string, OperationRequest<unknown>, Operation])[
   ["transferLeader", requests.transferLeader(), { kind: "transferLeader", to: null }],
   ["transferLeader", requests.transferLeader({ to: "n2" }), { kind: "transferLeader", to: "n2" }],
   ["snapshotSave", requests.snapshotSave(), { kind: "snapshotSave" }],
+  ["snapshotRead", requests.snapshotRead({ offset: 10 }), { kind: "snapshotRead", offset: 10, maxBytes: 4 * 1024 * 1024 }],
+  ["snapshotRead", requests.snapshotRead({ offset: 0, maxBytes: 100 }), { kind: "snapshotRead", offset: 0, maxBytes: 100 }],
 ];
 
 describe("parseOperation of builder output", () => {
@@ -283,7 +285,7 @@ describe("parseOperation properties", () => {
       fc.property(fc.constantFrom(...clientCodes), fc.array(fc.tuple(field, valueArbitrary), { maxLength: 6 }), (code, fields) => {
         try {
           const operation = parse({ ...requests.ping(), code, payload: encode(new Map(fields)) });
-          expect(["write", "read", "ping", "info", "clusterStatus", "memberAdd", "memberRemove", "transferLeader", "snapshotSave"]).toContain(operation.kind);
+          expect(["write", "read", "ping", "info", "clusterStatus", "memberAdd", "memberRemove", "transferLeader", "snapshotSave", "snapshotRead", "rejected"]).toContain(operation.kind);
         } catch (error) {
           expect(error).toBeInstanceOf(KvError);
           expect((error as KvError).code).toMatch(/^(INVALID|KEY_INVALID|VALUE_INVALID|TOO_LARGE|OVERFLOW)$/);

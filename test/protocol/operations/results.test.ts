@@ -8,7 +8,7 @@ import { Decimal, type Value } from "../../../src/engine/value.js";
 import { ERROR_CODES, KvError } from "../../../src/errors.js";
 import type { ServerResponse } from "../../../src/server/connection.js";
 import { encode } from "../../../src/engine/codec.js";
-import { renderOutcome } from "../../../src/server/protocol/operations.js";
+import { rejection, renderOutcome } from "../../../src/server/protocol/operations.js";
 import { STATUS } from "../../../src/server/protocol/status.js";
 import { INT64_MAX, INT64_MIN, representation, valueArbitrary } from "../../engine/values/arbitraries.js";
 import { errorCodeOf, keyArbitrary, parse } from "./helpers.js";
@@ -26,6 +26,7 @@ class Harness {
     const operation = parse(request);
     if (operation.kind === "write") return this.engine.apply(operation.command, { index: ++this.index, term: 1, now: this.now });
     if (operation.kind === "read") return this.engine.read(operation.query, this.now);
+    if (operation.kind === "rejected") return rejection(operation.error);
     throw new Error(`${operation.kind} is served by the node, not the engine`);
   }
 
