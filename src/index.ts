@@ -13,6 +13,7 @@ export type {
   ScanIteratorOptions,
   ScanOptions,
   SetOptions,
+  SnapshotFileSlice,
   TtlOptions,
   WithLockOptions,
 } from "./client/client.js";

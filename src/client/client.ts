@@ -5,7 +5,7 @@ import { Decimal, type Value } from "../engine/value.js";
 import { ClientCore, type AttemptFields, type CallOptions, type CallSpec, type ClientSettings } from "./calls.js";
 import { memberStatusOf, membershipOf, unreachableMember, type ClusterMemberStatus, type MembershipView } from "./cluster-status.js";
 import { parseConnectionString } from "./connection-string.js";
-import { KvValueError } from "./errors.js";
+import { KvProtocolError, KvValueError } from "./errors.js";
 import { Lock, type LockWaitOptions } from "./lock.js";
 import { requests, type OperationRequest } from "./requests.js";
 import { fromEngineInt, fromEngineMap, fromEngineValue, numberToValue, toEngineMap, toEngineValue, type IntMode, type JsObject, type JsValue } from "./values.js";
@@ -85,6 +85,17 @@ export interface EntryWithMeta {
   readonly expiresAt: number | null;
   readonly size: number;
   readonly metadata: JsObject | null;
+}
+
+/** A piece of a snapshot file as `snapshotRead` returns it. */
+export interface SnapshotFileSlice {
+  /** The file's name, e.g. `snapshot-<index>-<term>.snap`. */
+  readonly name: string;
+  /** The log index the snapshot covers. */
+  readonly index: number;
+  /** The whole file's size. */
+  readonly sizeBytes: number;
+  readonly data: Uint8Array;
 }
 
 export interface WithLockOptions extends LockWaitOptions {
@@ -417,6 +428,16 @@ export class KvClient implements AsyncDisposable {
     return { index: typeof index === "number" ? index : Number(index) };
   }
 
+  /**
+   * A piece of the leader's newest snapshot file (bytes [offset, offset + maxBytes) of the
+   * whole file, header included), for `kv snapshot save`. `name` changes when a newer snapshot
+   * replaces it, so a download that sees another name must start over.
+   */
+  async snapshotRead(offset: number, maxBytes?: number, options: CallOptions = {}): Promise<SnapshotFileSlice> {
+    const result = await this.core.call(() => this.admin((fields) => requests.snapshotRead({ ...fields, offset, ...optional("maxBytes", maxBytes) })), options);
+    return snapshotSliceOf(result);
+  }
+
   /** Closes every connection of the client (all its namespace views). */
   async close(): Promise<void> {
     this.core.close();
@@ -581,6 +602,19 @@ function decimalOf(text: string): Decimal {
   } catch {
     throw new KvValueError(`"${text}" is not a decimal number`);
   }
+}
+
+/** A snapshotRead answer, shape-checked: it comes from another process. */
+function snapshotSliceOf(result: unknown): SnapshotFileSlice {
+  const fields = result instanceof Map ? (result as ReadonlyMap<string, unknown>) : new Map<string, unknown>();
+  const name = fields.get("name");
+  const index = fields.get("index");
+  const sizeBytes = fields.get("sizeBytes");
+  const data = fields.get("data");
+  if (typeof name !== "string" || typeof index !== "number" || typeof sizeBytes !== "number" || !(data instanceof Uint8Array)) {
+    throw new KvProtocolError("malformed snapshotRead result");
+  }
+  return { name, index, sizeBytes, data };
 }
 
 function plainNumbers(sizes: ReadonlyMap<string, number>): Record<string, number> {
