@@ -135,6 +135,8 @@ class CallRun<Result> {
   private backoffMs = FIRST_BACKOFF_MS;
   private target: string | null = null;
   private lastError: KvError | null = null;
+  /** Some node answered (with a refusal): the cluster is reachable, so the failure is UNAVAILABLE. */
+  private reachedNode = false;
 
   constructor(
     private readonly core: ClientCore,
@@ -202,6 +204,7 @@ class CallRun<Result> {
   /** What an error answer means for the next attempt; final errors are thrown. */
   private react(error: KvError, address: string): Step<Result> {
     this.lastError = error;
+    if (error.code === "NOT_LEADER" || error.code === "UNAVAILABLE") this.reachedNode = true;
     switch (error.code) {
       case "NOT_LEADER":
         return this.redirect(error, address);
@@ -262,7 +265,8 @@ class CallRun<Result> {
     if (this.inDoubt) return new KvTimeoutError(`no answer within ${this.timeoutMs} ms; the outcome of the write is unknown`);
     const last = this.lastError;
     if (last === null) return new KvTimeoutError(`no answer within ${this.timeoutMs} ms`);
-    return new KvError(last.code === "NOT_LEADER" ? "UNAVAILABLE" : last.code, `no answer within ${this.timeoutMs} ms; last error: ${last.message}`, last.details);
+    const code = this.reachedNode ? "UNAVAILABLE" : last.code;
+    return new KvError(code, `no answer within ${this.timeoutMs} ms; last error: ${last.message}`, last.details);
   }
 
   /** Exponential backoff with jitter (half to full), never past the deadline. */

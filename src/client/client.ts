@@ -5,7 +5,7 @@ import { Decimal, type Value } from "../engine/value.js";
 import { ClientCore, type AttemptFields, type CallOptions, type CallSpec, type ClientSettings } from "./calls.js";
 import { memberStatusOf, membershipOf, unreachableMember, type ClusterMemberStatus, type MembershipView } from "./cluster-status.js";
 import { parseConnectionString } from "./connection-string.js";
-import { KvProtocolError, KvValueError } from "./errors.js";
+import { KvProtocolError, KvValueError, toClientError } from "./errors.js";
 import { Lock, type LockWaitOptions } from "./lock.js";
 import { requests, type OperationRequest } from "./requests.js";
 import { fromEngineInt, fromEngineMap, fromEngineValue, numberToValue, toEngineMap, toEngineValue, type IntMode, type JsObject, type JsValue } from "./values.js";
@@ -127,9 +127,9 @@ export class KvClient implements AsyncDisposable {
 
   /** Connects to "kv://a:7001,b:7002/ns" (or "127.0.0.1:6380"): learns the members and the leader. */
   static async connect(connection: string, options: KvClientOptions = {}): Promise<KvClient> {
-    const target = parseConnectionString(connection);
-    const core = new ClientCore(settingsOf(options), target.seeds);
-    const client = new KvClient(core, target.namespace);
+    const { target, settings } = mapErrors(() => ({ target: parseConnectionString(connection), settings: settingsOf(options) }));
+    const core = new ClientCore(settings, target.seeds);
+    const client = new KvClient(core, mapErrors(() => validateNamespace(target.namespace, settings.limits)));
     try {
       await client.refreshMembers();
     } catch (error) {
@@ -141,7 +141,7 @@ export class KvClient implements AsyncDisposable {
 
   /** A view confined to namespace `name` (absolute, not nested; "" is the default namespace). */
   namespace(name: string): KvClient {
-    return new KvClient(this.core, validateNamespace(name, this.limits));
+    return new KvClient(this.core, mapErrors(() => validateNamespace(name, this.limits)));
   }
 
   // ---- reads ----------------------------------------------------------------------------
@@ -571,6 +571,15 @@ function settingsOf(options: KvClientOptions): ClientSettings {
     limits: { ...DEFAULT_LIMITS, ...withoutUndefined(options.limits ?? {}) },
     signal: options.signal,
   };
+}
+
+/** Runs `fn`, turning any KvError it throws into its client class. */
+function mapErrors<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (error) {
+    throw toClientError(error);
+  }
 }
 
 function withoutUndefined<T extends object>(fields: T): Partial<T> {

@@ -2,7 +2,7 @@ import { isDecimal } from "../engine/decimal.js";
 import { DEFAULT_LIMITS, type EngineLimits } from "../engine/limits.js";
 import { validateValue } from "../engine/validation.js";
 import type { Decimal, Value } from "../engine/value.js";
-import { KvValueError } from "./errors.js";
+import { KvValueError, toClientError } from "./errors.js";
 
 /**
  * A number stored as Float even when it is integral: `kv.float(3)`. A plain integral number
@@ -46,10 +46,14 @@ export type IntMode = "auto" | "bigint";
  *
  * A safe-integer number is Int; any other number (fractions, NaN, ±Infinity, -0, integers past
  * 2^53) is Float. `undefined`, functions, symbols and class instances other than the value
- * types are VALUE_INVALID.
+ * types are KvValueError; a value over the size limit is KvTooLargeError.
  */
 export function toEngineValue(value: unknown, limits: EngineLimits = DEFAULT_LIMITS): Value {
-  return validateValue(new ToEngine(limits.maxDepth).convert(value, 0), limits);
+  try {
+    return validateValue(new ToEngine(limits.maxDepth).convert(value, 0), limits);
+  } catch (error) {
+    throw toClientError(error);
+  }
 }
 
 /** A map of values (metadata), as a Map with string keys. */
@@ -132,9 +136,15 @@ export function fromEngineValue(value: Value, ints: IntMode): JsValue {
 }
 
 function fromEngineObject(value: Exclude<Value, null | boolean | bigint | number | string>, ints: IntMode): JsValue {
-  if (value instanceof Uint8Array || isDecimal(value)) return value;
+  if (value instanceof Uint8Array) return plainBytes(value);
+  if (isDecimal(value)) return value;
   if (Array.isArray(value)) return value.map((element: Value) => fromEngineValue(element, ints));
   return fromEngineMap(value as ReadonlyMap<string, Value>, ints);
+}
+
+/** The codec decodes Bytes as Buffer; callers get a plain Uint8Array view of the same memory. */
+function plainBytes(bytes: Uint8Array): Uint8Array {
+  return bytes.constructor === Uint8Array ? bytes : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 /** A Map of values as a plain object (see fromEngineValue for "__proto__"). */
