@@ -11,7 +11,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, openSync } from "node:fs";
-import { mkdtemp, readdir, rm, stat } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -38,6 +38,8 @@ const STOP_DEADLINE_MS = 30_000;
 /** The server's own bound on one request; a snapshot of millions of keys needs the most. */
 const SNAPSHOT_REQUEST_TIMEOUT_MS = 120_000;
 const KEYS_PER_MGET = 100;
+/** USER_HZ: /proc reports CPU time in these ticks, fixed at 100 for user space on Linux. */
+const PROC_TICKS_PER_SECOND = 100;
 
 interface BenchOptions {
   readonly keys: number;
@@ -71,6 +73,8 @@ interface Results {
   readonly adminUpMs: number;
   readonly healthyMs: number;
   readonly appliedMs: number;
+  /** CPU time of the restarted node from spawn to applied: unlike wall time, a busy machine does not inflate it. */
+  readonly recoveryCpuMs: number | null;
   readonly keysAfterRestart: number;
   readonly sampledKeys: number;
   readonly sampledTailKeys: number;
@@ -181,6 +185,20 @@ async function waitUntil<T>(what: string, child: ChildProcess, deadlineMs: numbe
   throw new Error(`timed out after ${deadlineMs} ms waiting for ${what}`);
 }
 
+/** CPU time (user + system, every thread) a process has used so far; null where there is no /proc. */
+async function processCpuMs(pid: number): Promise<number | null> {
+  let text: string;
+  try {
+    text = await readFile(`/proc/${pid}/stat`, "utf8");
+  } catch {
+    return null;
+  }
+  // The name (field 2) may hold spaces, so count from its closing parenthesis: field 3 is index 0.
+  const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
+  const ticks = Number(fields[14 - 3]) + Number(fields[15 - 3]);
+  return Number.isFinite(ticks) ? (ticks * 1000) / PROC_TICKS_PER_SECOND : null;
+}
+
 async function perform<Result>(connection: ClientConnection, request: OperationRequest<Result>): Promise<Result> {
   return request.decodeResult(await connection.request(request.code, request.payload));
 }
@@ -286,6 +304,7 @@ interface Recovery {
   readonly adminUpMs: number;
   readonly healthyMs: number;
   readonly appliedMs: number;
+  readonly cpuMs: number | null;
   readonly after: NodeStatus;
 }
 
@@ -298,9 +317,9 @@ async function recover(node: NodePorts, target: number): Promise<{ readonly chil
   const healthyMs = await waitUntil("/health 200", child, RECOVERY_DEADLINE_MS, async () => ((await admin(node, "/health"))?.code === 200 ? since() : null));
   const applied = await waitUntil(`applied ${target}`, child, RECOVERY_DEADLINE_MS, async () => {
     const current = await status(node);
-    return current.applied >= target ? { at: since(), status: current } : null;
+    return current.applied >= target ? { at: since(), cpuMs: child.pid === undefined ? null : await processCpuMs(child.pid), status: current } : null;
   });
-  return { child, recovery: { adminUpMs, healthyMs, appliedMs: applied.at, after: applied.status } };
+  return { child, recovery: { adminUpMs, healthyMs, appliedMs: applied.at, cpuMs: applied.cpuMs, after: applied.status } };
 }
 
 async function run(options: BenchOptions, root: string, live: Set<ChildProcess>): Promise<Results> {
@@ -332,6 +351,7 @@ async function run(options: BenchOptions, root: string, live: Set<ChildProcess>)
     adminUpMs: recovery.adminUpMs,
     healthyMs: recovery.healthyMs,
     appliedMs: recovery.appliedMs,
+    recoveryCpuMs: recovery.cpuMs,
     keysAfterRestart: recovery.after.keys,
     sampledKeys: sample.keys,
     sampledTailKeys: sample.tailKeys,
@@ -351,6 +371,7 @@ function printTable(options: BenchOptions, results: Results): void {
     ["restart: admin up", `${number(results.adminUpMs)} ms after spawn (snapshot restored, log loaded)`],
     ["restart: /health 200", `${number(results.healthyMs)} ms after spawn`],
     ["restart: applied", `${number(results.appliedMs)} ms after spawn (applied >= ${number(results.lastIndexBeforeKill)})`],
+    ["restart: node CPU", results.recoveryCpuMs === null ? "unknown (no /proc)" : `${number(results.recoveryCpuMs)} ms user + system, spawn to applied`],
     ["verified", `${number(results.sampledKeys)} sampled keys (${number(results.sampledTailKeys)} from the tail), ${number(results.keysAfterRestart)} keys in all`],
   ];
   console.log(`restart benchmark: ${number(options.keys)} keys of ${options.valueBytes} bytes, tail ${number(options.tail)}, Node ${process.version}`);
