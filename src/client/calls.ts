@@ -2,7 +2,7 @@ import type { EngineLimits } from "../engine/limits.js";
 import type { SessionStamp } from "../engine/sessions.js";
 import { KvError } from "../errors.js";
 import { MAX_REQUEST_TIMEOUT_MS, MIN_REQUEST_TIMEOUT_MS } from "../server/protocol/operations.js";
-import { KvBusyError, KvConnectionError, KvTimeoutError, KvUnavailableError, toClientError } from "./errors.js";
+import { KvBusyError, KvConnectionError, KvTimeoutError, KvUnavailableError, KvValueError, toClientError } from "./errors.js";
 import { requests, type OperationRequest } from "./requests.js";
 import { Router, type Route } from "./router.js";
 import { WriteSession } from "./session.js";
@@ -105,6 +105,7 @@ export class ClientCore {
   execute<Result>(spec: CallSpec<Result>, options: CallOptions): Promise<Result> {
     if (this.closed) return Promise.reject(new KvConnectionError("the client is closed"));
     const timeoutMs = options.timeoutMs ?? this.settings.timeoutMs;
+    if (!(timeoutMs > 0) || !Number.isFinite(timeoutMs)) return Promise.reject(new KvValueError(`timeoutMs must be a positive number, got ${timeoutMs}`));
     return new CallRun(this, spec, timeoutMs, combinedSignal(this.settings.signal, options.signal)).run();
   }
 

@@ -212,7 +212,7 @@ export class KvClient implements AsyncDisposable {
     return this.read(
       {},
       (fields) => requests.storageSize({ ...fields, ...optional("keys", keys.length === 0 ? undefined : this.keyList(keys)) }),
-      (sizes) => ("total" in sizes && !(sizes instanceof Map) ? { total: sizes.total } : plainNumbers(sizes as ReadonlyMap<string, number>)),
+      (sizes) => (sizes instanceof Map ? plainNumbers(sizes) : { total: (sizes as { readonly total: number }).total }),
     );
   }
 
@@ -384,14 +384,17 @@ export class KvClient implements AsyncDisposable {
     return this.core.call(() => this.admin((fields) => requests.info(fields)), options).then((info) => this.toRecord(info));
   }
 
-  /** Every member's own view (role, term, leader, indexes), asked directly; the unreachable ones say so. */
+  /**
+   * Every member's own view (role, term, leader, indexes), asked directly; the unreachable ones
+   * say so. The per-member requests count as this one call against `maxInFlight`.
+   */
   async clusterStatus(options: CallOptions = {}): Promise<ClusterMemberStatus[]> {
     const membership = await this.refreshMembers(options);
     const members = [...membership.addresses].map(([id, address]) => ({ id, address, voter: membership.voters.includes(id) }));
     return Promise.all(
       members.map(({ id, address, voter }) =>
         this.core
-          .call(() => ({ ...this.admin((fields) => requests.clusterStatus(fields)), route: "any", node: address }), { timeoutMs: MEMBER_STATUS_TIMEOUT_MS, ...signalOf(options) })
+          .execute({ ...this.admin((fields) => requests.clusterStatus(fields)), route: "any", node: address }, { timeoutMs: MEMBER_STATUS_TIMEOUT_MS, ...signalOf(options) })
           .then(
             (status) => memberStatusOf(id, address, voter, status),
             (error: unknown) => unreachableMember(id, address, voter, error instanceof Error ? error.message : String(error)),

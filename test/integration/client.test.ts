@@ -177,6 +177,12 @@ describe("KvClient against a 3-node cluster", () => {
     await cluster.waitForQuiescence(15_000);
     for (let round = 0; round < 3; round++) expect(await client.get("state", { consistency: "serializable" })).toBe("STARTED");
 
+    // A call aborted by its signal rejects with the signal's reason; a bad deadline is refused.
+    const aborted = new AbortController();
+    aborted.abort(new Error("caller gave up"));
+    expect(((await failure(client.get("state", { signal: aborted.signal }))) as Error).message).toBe("caller gave up");
+    expect(await failure(client.get("state", { timeoutMs: Number.NaN }))).toBeInstanceOf(KvValueError);
+
     // Node and cluster operations.
     expect(await client.ping()).toBe("PONG");
     const info = await client.info();
