@@ -1,0 +1,53 @@
+import type { Command } from "commander";
+import type { CommandContext } from "./context.js";
+import { formatMemberTable, memberRows } from "./cluster-table.js";
+import { renderData } from "./output.js";
+import { restoreSnapshot, saveSnapshot } from "./snapshot-files.js";
+
+/** `kv cluster status|add|remove|transfer-leader` and `kv snapshot save|restore`. */
+export function addClusterCommands(program: Command, context: CommandContext): void {
+  const cluster = program.command("cluster").description("membership and leadership");
+  cluster
+    .command("status")
+    .description("every member's role, term, indexes and lag behind the leader")
+    .action(() =>
+      context.run(async (client) => {
+        const rows = memberRows(await client.clusterStatus());
+        return context.mode === "plain" ? formatMemberTable(rows) : renderData(rows, context.mode);
+      }),
+    );
+  cluster
+    .command("add <id> <address>")
+    .description("add a member: as a learner first, promoted once it caught up")
+    .action((id: string, address: string) => context.run(async (client) => renderData(await client.addMember(id, address), context.mode)));
+  cluster
+    .command("remove <id>")
+    .description("remove a member")
+    .action((id: string) => context.run(async (client) => renderData(await client.removeMember(id), context.mode)));
+  cluster
+    .command("transfer-leader [to]")
+    .description("hand leadership to member <to>, or to the most up-to-date one")
+    .action((to: string | undefined) => context.run(async (client) => renderData(await client.transferLeader(to), context.mode)));
+  addSnapshotCommands(program, context);
+}
+
+function addSnapshotCommands(program: Command, context: CommandContext): void {
+  const snapshot = program.command("snapshot").description("save a snapshot of the cluster, or restore one into a data directory");
+  snapshot
+    .command("save <file>")
+    .description("make the leader snapshot now and download that snapshot to <file>")
+    .action((file: string) => context.run(async (client) => savedOutput(await saveSnapshot(client, file), context)));
+  snapshot
+    .command("restore <file>")
+    .description("verify <file> and place it in <dir>/snapshots/ so a node started on <dir> recovers from it")
+    .requiredOption("--data-dir <dir>", "a fresh (absent or empty) data directory")
+    .option("--peers <list>", "replace the snapshot's membership: name=host:port,... (as kv-node --peers)")
+    .action(async (file: string, flags: { dataDir: string; peers?: string }) => {
+      const restored = await restoreSnapshot(file, flags.dataDir, flags.peers);
+      context.print(context.mode === "plain" ? `restored snapshot at index ${restored.index} (term ${restored.term}, voters ${restored.voters.join(",")}) to ${restored.path}` : renderData(restored, context.mode));
+    });
+}
+
+function savedOutput(saved: { path: string; name: string; index: number; sizeBytes: number }, context: CommandContext): string {
+  return context.mode === "plain" ? `saved ${saved.name} (index ${saved.index}, ${saved.sizeBytes} bytes) to ${saved.path}` : renderData(saved, context.mode);
+}
