@@ -6,6 +6,7 @@ import { KvError } from "../errors.js";
 import type { Membership } from "../raft/types.js";
 import { membershipOf, parsePeers } from "../server/peers.js";
 import { readHeader, readVerifiedData } from "../server/storage/snapshot-format.js";
+import { DurableLog } from "../server/storage/durable-log.js";
 import { SnapshotStore } from "../server/storage/snapshot-store.js";
 
 /** Bytes asked for per snapshotRead: a quarter of the server's 4 MiB cap keeps frames small. */
@@ -82,9 +83,9 @@ async function verify(path: string): Promise<void> {
 }
 
 /**
- * `kv snapshot restore`: verifies `file` and writes it as `<dataDirectory>/snapshots/<name>`,
- * so a node started on that directory recovers from it (its log is empty, so the snapshot is
- * the whole state). `peers` ("n1=host:port,...") replaces the membership stored in the
+ * `kv snapshot restore`: verifies `file`, writes it as `<dataDirectory>/snapshots/<name>` and
+ * starts the log after it, so a node started on that directory recovers from it (the snapshot
+ * is the whole state). `peers` ("n1=host:port,...") replaces the membership stored in the
  * snapshot, like etcd's `--initial-cluster`, for a cluster restored on other addresses. A data
  * directory that is not empty is refused: restoring over a live log would mix two histories.
  */
@@ -96,10 +97,25 @@ export async function restoreSnapshot(file: string, dataDirectory: string, peers
     const store = await SnapshotStore.open(join(dataDirectory, "snapshots"));
     // save() streams the verified data: a checksum failure aborts it and leaves no file.
     const saved = await store.save({ index: point.index, term: point.term, membership }, readVerifiedData(file));
+    await startLogAt(dataDirectory, point.index, point.term);
     return { path: saved.path, index: point.index, term: point.term, voters: membership.voters };
   } catch (error) {
-    await rm(join(dataDirectory, "snapshots"), { recursive: true, force: true });
+    for (const part of ["snapshots", "log"]) await rm(join(dataDirectory, part), { recursive: true, force: true });
     throw error;
+  }
+}
+
+/**
+ * The log of a restored node starts right after the snapshot, as a follower's does after an
+ * InstallSnapshot: the snapshot point recorded and the hard state at the snapshot's term, so
+ * the node's next term and entries follow the snapshot's (like etcdutl writing a fresh WAL).
+ */
+async function startLogAt(dataDirectory: string, index: number, term: number): Promise<void> {
+  const log = await DurableLog.open(join(dataDirectory, "log"), { fsync: "always" });
+  try {
+    await log.resetToSnapshot(index, term, { term, vote: null, commit: index });
+  } finally {
+    await log.close();
   }
 }
 
