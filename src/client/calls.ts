@@ -2,7 +2,7 @@ import type { EngineLimits } from "../engine/limits.js";
 import type { SessionStamp } from "../engine/sessions.js";
 import { KvError } from "../errors.js";
 import { MAX_REQUEST_TIMEOUT_MS, MIN_REQUEST_TIMEOUT_MS } from "../server/protocol/operations.js";
-import { KvBusyError, KvConnectionError, KvTimeoutError, KvUnavailableError, KvValueError, toClientError } from "./errors.js";
+import { KvBusyError, KvConnectionError, KvTimeoutError, KvValueError, toClientError } from "./errors.js";
 import { requests, type OperationRequest } from "./requests.js";
 import { Router, type Route } from "./router.js";
 import { WriteSession } from "./session.js";
@@ -48,8 +48,9 @@ export interface CallSpec<Result> {
 }
 
 /**
- * NOT_LEADER hints followed in a row without a pause; more means the hints loop. A pause
- * (no hint, an unreachable node) starts the count again: an election may have happened.
+ * NOT_LEADER hints followed in a row without a pause; more means the hints loop, and the call
+ * pauses before asking again. A pause (no hint, an unreachable node) starts the count again: an
+ * election may have happened. A call that runs out of time this way fails with UNAVAILABLE.
  */
 export const MAX_REDIRECTS = 5;
 const FIRST_BACKOFF_MS = 10;
@@ -101,7 +102,10 @@ export class ClientCore {
     }
   }
 
-  /** Without the in-flight bound: for the client's own calls (session registration). */
+  /**
+   * Without the in-flight bound, and errors as raised: for the client's own calls made on behalf
+   * of one caller's call (session registration, the per-member status requests).
+   */
   execute<Result>(spec: CallSpec<Result>, options: CallOptions): Promise<Result> {
     if (this.closed) return Promise.reject(new KvConnectionError("the client is closed"));
     const timeoutMs = options.timeoutMs ?? this.settings.timeoutMs;
@@ -196,7 +200,7 @@ class CallRun<Result> {
     return this.stamp === null ? { timeoutMs } : { timeoutMs, session: this.core.session.refresh(this.stamp) };
   }
 
-  /** A node that served a leader-routed call without redirecting is the leader. */
+  /** A node that served a leader-only call without redirecting is the leader. */
   private answered(address: string): void {
     this.core.router.markUp(address);
     if (this.spec.route === "leader" && this.spec.node === undefined) this.core.router.setLeader(address);
@@ -234,9 +238,14 @@ class CallRun<Result> {
       this.core.router.setLeader(null);
       return this.retryable("pause");
     }
-    this.core.router.setLeader(hint);
     this.redirects += 1;
-    if (this.redirects > MAX_REDIRECTS) throw new KvUnavailableError(`more than ${MAX_REDIRECTS} NOT_LEADER redirects in a row`, { leader: hint });
+    if (this.redirects > MAX_REDIRECTS) {
+      // Hints that keep pointing elsewhere are stale (an election is under way): forget them
+      // and pause. Failing here would turn a write in doubt into a wrong "not applied".
+      this.core.router.setLeader(null);
+      return this.retryable("pause");
+    }
+    this.core.router.setLeader(hint);
     this.target = hint;
     return this.retryable("retry");
   }

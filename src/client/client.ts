@@ -5,6 +5,7 @@ import { Decimal, type Value } from "../engine/value.js";
 import { ClientCore, type AttemptFields, type CallOptions, type CallSpec, type ClientSettings } from "./calls.js";
 import { memberStatusOf, membershipOf, unreachableMember, type ClusterMemberStatus, type MembershipView } from "./cluster-status.js";
 import { parseConnectionString } from "./connection-string.js";
+import type { Route } from "./router.js";
 import { KvProtocolError, KvValueError, toClientError } from "./errors.js";
 import { Lock, type LockWaitOptions } from "./lock.js";
 import { requests, type OperationRequest } from "./requests.js";
@@ -490,7 +491,7 @@ export class KvClient implements AsyncDisposable {
   }
 
   private admin<Raw>(build: (fields: AttemptFields) => OperationRequest<Raw>, flags: AdminFlags = {}): CallSpec<Raw> {
-    return { route: "leader", write: flags.write ?? false, stamped: false, idempotent: flags.idempotent ?? true, ...optional("wholeDeadline", flags.wholeDeadline), build };
+    return { route: flags.route ?? "preferLeader", write: flags.write ?? false, stamped: false, idempotent: flags.idempotent ?? true, ...optional("wholeDeadline", flags.wholeDeadline), build };
   }
 
   private common(fields: AttemptFields): RequestCommon {
@@ -549,13 +550,15 @@ export class KvClient implements AsyncDisposable {
 type RequestCommon = AttemptFields & { readonly namespace?: string };
 
 interface AdminFlags {
+  /** Default "preferLeader": any node can answer. */
+  readonly route?: Route;
   readonly write?: boolean;
   readonly idempotent?: boolean;
   readonly wholeDeadline?: boolean;
 }
 
 /** Membership changes and leadership transfer: repeating one after an unknown outcome is not harmless. */
-const ONCE: AdminFlags = { write: true, idempotent: false, wholeDeadline: true };
+const ONCE: AdminFlags = { route: "leader", write: true, idempotent: false, wholeDeadline: true };
 
 /** How long `clusterStatus()` waits for each member. */
 const MEMBER_STATUS_TIMEOUT_MS = 2000;

@@ -2,7 +2,12 @@ import { parseHostPort } from "../server/peers.js";
 import { ClientConnection } from "./connection.js";
 import { KvConnectionError } from "./errors.js";
 
-export type Route = "leader" | "any";
+/**
+ * "leader": only the leader can serve it (writes, linearizable reads), so an answer proves
+ * leadership. "preferLeader": any node can (info, status), the leader's view is preferred.
+ * "any": round-robin over the members that are up (serializable reads).
+ */
+export type Route = "leader" | "preferLeader" | "any";
 
 export interface RouterSettings {
   readonly connectionsPerNode: number;
@@ -55,7 +60,7 @@ export class Router {
   /** The node for the next attempt of a call routed `route`. */
   pick(route: Route, now = Date.now()): string {
     const leader = this.leaderAddress;
-    if (route === "leader" && leader !== null && this.isUp(leader, now)) return leader;
+    if (route !== "any" && leader !== null && this.isUp(leader, now)) return leader;
     const members = [...this.members.values()];
     const up = members.filter((member) => member.downUntil <= now);
     const candidates = up.length > 0 ? up : members.sort((left, right) => left.downUntil - right.downUntil).slice(0, 1);

@@ -8,6 +8,7 @@ describe("Router", () => {
     const router = new Router(["a:1", "b:1", "c:1"], SETTINGS);
     router.setLeader("b:1");
     expect([0, 1, 2].map(() => router.pick("leader"))).toEqual(["b:1", "b:1", "b:1"]);
+    expect(router.pick("preferLeader")).toBe("b:1");
     expect(new Set([0, 1, 2].map(() => router.pick("any")))).toEqual(new Set(["a:1", "b:1", "c:1"]));
     router.close();
   });
