@@ -1,14 +1,14 @@
 import { validateNamespace } from "../engine/commands.js";
 import { DEFAULT_LIMITS, type EngineLimits } from "../engine/limits.js";
 import { validateKey, validateName } from "../engine/validation.js";
-import { Decimal, type Value } from "../engine/value.js";
+import { Decimal, type Value, type ValueMap } from "../engine/value.js";
 import { ClientCore, type AttemptFields, type CallOptions, type CallSpec, type ClientSettings } from "./calls.js";
 import { memberStatusOf, membershipOf, unreachableMember, type ClusterMemberStatus, type MembershipView } from "./cluster-status.js";
 import { parseConnectionString } from "./connection-string.js";
 import type { Route } from "./router.js";
 import { KvProtocolError, KvValueError, toClientError } from "./errors.js";
 import { Lock, type LockWaitOptions } from "./lock.js";
-import { requests, type OperationRequest } from "./requests.js";
+import { requests, type KeyInput, type OperationRequest } from "./requests.js";
 import { fromEngineInt, fromEngineMap, fromEngineValue, numberToValue, toEngineMap, toEngineValue, type IntMode, type JsObject, type JsValue } from "./values.js";
 
 export type { CallOptions } from "./calls.js";
@@ -148,53 +148,57 @@ export class KvClient implements AsyncDisposable {
   // ---- reads ----------------------------------------------------------------------------
 
   get(key: string, options: ReadOptions = {}): Promise<JsValue | null> {
-    return this.read(options, (fields) => requests.get({ ...fields, key: this.key(key) }), (value) => (value === null ? null : this.toJs(value)));
+    return this.read(options, this.keyed(key, requests.get), (value) => (value === null ? null : this.toJs(value)));
   }
 
   getWithMeta(key: string, options: ReadOptions = {}): Promise<EntryWithMeta | null> {
     return this.read(
       options,
-      (fields) => requests.getWithMeta({ ...fields, key: this.key(key) }),
+      this.keyed(key, requests.getWithMeta),
       (entry) => (entry === null ? null : { ...entry, value: this.toJs(entry.value), metadata: entry.metadata === null ? null : fromEngineMap(entry.metadata, this.ints) }),
     );
   }
 
   getMetadata(key: string, options: ReadOptions = {}): Promise<JsObject | null> {
-    return this.read(options, (fields) => requests.getMetadata({ ...fields, key: this.key(key) }), (map) => (map === null ? null : fromEngineMap(map, this.ints)));
+    return this.read(options, this.keyed(key, requests.getMetadata), (map) => (map === null ? null : fromEngineMap(map, this.ints)));
   }
 
   exists(key: string, options: ReadOptions = {}): Promise<boolean> {
-    return this.read(options, (fields) => requests.exists({ ...fields, key: this.key(key) }), same);
+    return this.read(options, this.keyed(key, requests.exists), same);
   }
 
   /** Remaining seconds; null when the key has no TTL; -1 when it is missing or expired. */
   ttl(key: string, options: ReadOptions = {}): Promise<number | null> {
-    return this.read(options, (fields) => requests.ttl({ ...fields, key: this.key(key) }), same);
+    return this.read(options, this.keyed(key, requests.ttl), same);
   }
 
   /** The found keys and their values; `strict` fails with KvNotFoundError listing the missing. */
   mget(keys: readonly string[], options: MgetOptions = {}): Promise<JsObject> {
-    return this.read(options, (fields) => requests.mget({ ...fields, keys: this.keyList(keys), ...optional("strict", options.strict) }), (map) => fromEngineMap(map, this.ints));
+    const prepare = (): Builder<ValueMap> => {
+      const input = { keys: this.keyList(keys), ...optional("strict", options.strict) };
+      return (fields) => requests.mget({ ...fields, ...input });
+    };
+    return this.read(options, prepare, (map) => fromEngineMap(map, this.ints));
   }
 
   /** Matching keys, sorted. */
   keys(pattern = "*", options: PatternOptions = {}): Promise<string[]> {
-    return this.read(options, (fields) => requests.keys({ ...fields, pattern, ...optional("separator", options.separator) }), same);
+    return this.read(options, () => (fields) => requests.keys({ ...fields, pattern, ...optional("separator", options.separator) }), same);
   }
 
   count(pattern = "*", options: PatternOptions = {}): Promise<number> {
-    return this.read(options, (fields) => requests.count({ ...fields, pattern, ...optional("separator", options.separator) }), same);
+    return this.read(options, () => (fields) => requests.count({ ...fields, pattern, ...optional("separator", options.separator) }), same);
   }
 
   getPattern(pattern: string, options: PatternOptions = {}): Promise<JsObject> {
-    return this.read(options, (fields) => requests.getPattern({ ...fields, pattern, ...optional("separator", options.separator) }), (map) => fromEngineMap(map, this.ints));
+    return this.read(options, () => (fields) => requests.getPattern({ ...fields, pattern, ...optional("separator", options.separator) }), (map) => fromEngineMap(map, this.ints));
   }
 
   scan(options: ScanOptions = {}): Promise<{ cursor: string; keys: string[] }> {
     const { match, count, cursor, separator } = options;
     return this.read(
       options,
-      (fields) => requests.scan({ ...fields, ...optional("match", match), ...optional("count", count), ...optional("cursor", cursor), ...optional("separator", separator) }),
+      () => (fields) => requests.scan({ ...fields, ...optional("match", match), ...optional("count", count), ...optional("cursor", cursor), ...optional("separator", separator) }),
       (page) => ({ cursor: page.cursor, keys: [...page.keys] }),
     );
   }
@@ -212,7 +216,10 @@ export class KvClient implements AsyncDisposable {
   storageSize(...keys: string[]): Promise<{ total: number } | Record<string, number>> {
     return this.read(
       {},
-      (fields) => requests.storageSize({ ...fields, ...optional("keys", keys.length === 0 ? undefined : this.keyList(keys)) }),
+      () => {
+        const input = optional("keys", keys.length === 0 ? undefined : this.keyList(keys));
+        return (fields) => requests.storageSize({ ...fields, ...input });
+      },
       (sizes) => (sizes instanceof Map ? plainNumbers(sizes) : { total: (sizes as { readonly total: number }).total }),
     );
   }
@@ -462,20 +469,32 @@ export class KvClient implements AsyncDisposable {
     return membership;
   }
 
-  private read<Raw, Result>(options: ReadOptions, build: (fields: RequestCommon) => OperationRequest<Raw>, convert: (raw: Raw) => Result): Promise<Result> {
+  /** `prepare` validates and converts once, then returns the builder used by every attempt. */
+  private read<Raw, Result>(options: ReadOptions, prepare: () => Builder<Raw>, convert: (raw: Raw) => Result): Promise<Result> {
     const consistency = options.consistency ?? this.core.settings.consistency;
-    const spec = (): CallSpec<Raw> => ({
-      route: consistency === "serializable" ? "any" : "leader",
-      write: false,
-      stamped: false,
-      idempotent: true,
-      build: (fields) => build({ ...this.common(fields), ...(consistency === "linearizable" ? {} : { consistency }) }),
-    });
+    const spec = (): CallSpec<Raw> => {
+      const build = prepare();
+      return {
+        route: consistency === "serializable" ? "any" : "leader",
+        write: false,
+        stamped: false,
+        idempotent: true,
+        build: (fields) => build({ ...this.common(fields), ...(consistency === "linearizable" ? {} : { consistency }) }),
+      };
+    };
     return this.core.call(spec, options).then(convert);
   }
 
+  /** A read of one key: the key is validated once, before anything is sent. */
+  private keyed<Raw>(key: string, builder: (input: KeyInput) => OperationRequest<Raw>): () => Builder<Raw> {
+    return () => {
+      const input = { key: this.key(key) };
+      return (fields) => builder({ ...fields, ...input });
+    };
+  }
+
   /** `prepare` validates and converts once, then returns the builder used by every attempt. */
-  private write<Raw>(options: CallOptions, prepare: () => (fields: RequestCommon) => OperationRequest<Raw>): Promise<Raw> {
+  private write<Raw>(options: CallOptions, prepare: () => Builder<Raw>): Promise<Raw> {
     const spec = (): CallSpec<Raw> => {
       const build = prepare();
       return { route: "leader", write: true, stamped: true, idempotent: true, build: (fields) => build(this.common(fields)) };
@@ -547,7 +566,10 @@ export class KvClient implements AsyncDisposable {
   }
 }
 
-type RequestCommon = AttemptFields & { readonly namespace?: string };
+type RequestCommon = AttemptFields & { readonly namespace?: string; readonly consistency?: "serializable" };
+
+/** Builds the request of one attempt from its per-attempt fields. */
+type Builder<Raw> = (fields: RequestCommon) => OperationRequest<Raw>;
 
 interface AdminFlags {
   /** Default "preferLeader": any node can answer. */

@@ -279,6 +279,25 @@ describe("KvClient against a 3-node cluster", () => {
     await client.close();
   });
 
+  test("20 pipelined writers through a kill -9 of the leader: every incr applied exactly once", async () => {
+    const { cluster, client } = await connectedCluster();
+    const writers = 20;
+    const incrsPerWriter = 50;
+    let done = 0;
+    const work = Array.from({ length: writers }, async () => {
+      for (let index = 0; index < incrsPerWriter; index++) {
+        await client.incr("shared-counter");
+        done += 1;
+      }
+    });
+    expect(await pollUntil(30_000, async () => (done >= 300 ? true : null))).toBe(true);
+    const leader = await cluster.waitForLeader(ELECTION_WAIT_MS);
+    await cluster.kill(leader.id, "SIGKILL");
+    await Promise.all(work);
+    expect(await client.get("shared-counter")).toBe(writers * incrsPerWriter);
+    await client.close();
+  });
+
   test("each error code reaches the caller as its class", async () => {
     const { cluster, client } = await connectedCluster();
     const expectClass = async (promise: Promise<unknown>, errorClass: abstract new (...args: never[]) => Error, code: string): Promise<void> => {
