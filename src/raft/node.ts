@@ -730,10 +730,11 @@ export class RaftNode {
   /** Sends the chunk at `offset`; restarts at 0 when the snapshot was replaced by a newer one. */
   private sendSnapshotChunk(to: NodeId, peer: Progress, offset: number): void {
     const metadata = this.config.storage.snapshotMetadata();
-    if (peer.snapshot?.index !== metadata.index) peer.becomeSnapshot(metadata.index);
+    const replaced = peer.snapshot?.index !== metadata.index;
+    if (replaced) peer.becomeSnapshot(metadata.index);
     const transfer = peer.snapshot;
     assert(transfer !== undefined, "snapshot state has a transfer");
-    const start = transfer.index === metadata.index && offset <= metadata.sizeBytes ? offset : 0;
+    const start = replaced || offset > metadata.sizeBytes ? 0 : offset;
     const data = this.config.storage.readSnapshotChunk(start, this.config.maxSnapshotChunkBytes);
     const end = start + data.byteLength;
     transfer.ackedOffset = start;

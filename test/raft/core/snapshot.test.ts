@@ -51,6 +51,27 @@ describe("log compaction and InstallSnapshot in chunks", () => {
     expect(cluster.member("n3").applied).toEqual(cluster.member("n1").applied);
   });
 
+  it("restarts at offset 0 with the new snapshot when the leader compacts again during a transfer", () => {
+    const cluster = laggingCluster();
+    // Let only the first chunk through, then compact the leader further while n3 is away again.
+    cluster.dropWhen = (message) => message.type === "installSnapshot" && message.chunk.offset > 0;
+    cluster.heal();
+    cluster.tick(1);
+    cluster.isolate("n3");
+    cluster.dropWhen = () => false;
+    cluster.propose("n1", "more");
+    cluster.tick(1, ["n1", "n2"]);
+    cluster.member("n1").compact();
+    expect(cluster.member("n1").storage.snapshotMetadata().index).toBe(22);
+    cluster.heal();
+    cluster.tick(12);
+    const chunks = cluster.deliveredOf("installSnapshot").map((message) => message.chunk);
+    expect(chunks.filter((chunk) => chunk.metadata.index === 21).map((chunk) => chunk.offset)).toEqual([0]);
+    expect(chunks.find((chunk) => chunk.metadata.index === 22)?.offset).toBe(0);
+    expect(cluster.member("n3").storage.snapshotMetadata().index).toBe(22);
+    expect(cluster.member("n3").applied).toEqual(cluster.member("n1").applied);
+  });
+
   it("restarts at offset 0 when the follower lost its partial snapshot in a crash", () => {
     const cluster = laggingCluster();
     let crashed = false;
