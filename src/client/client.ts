@@ -374,11 +374,16 @@ export class KvClient implements AsyncDisposable {
   /** Runs `fn` holding the lock and always releases it, also when `fn` throws. */
   async withLock<T>(name: string, owner: string, ttl: number, fn: (lock: Lock) => Promise<T>, options: WithLockOptions = {}): Promise<T> {
     const lock = await Lock.acquire(this, name, owner, { ...options, ttl });
+    let result: T;
     try {
-      return await fn(lock);
-    } finally {
-      await lock.release();
+      result = await fn(lock);
+    } catch (error) {
+      // fn's own error is the one to report; an unreleased lock expires after its TTL anyway.
+      await lock.release().catch(() => undefined);
+      throw error;
     }
+    await lock.release();
+    return result;
   }
 
   // ---- node and cluster -----------------------------------------------------------------
@@ -447,6 +452,10 @@ export class KvClient implements AsyncDisposable {
   async snapshotRead(offset: number, maxBytes?: number, options: CallOptions = {}): Promise<SnapshotFileSlice> {
     const result = await this.core.call(() => this.admin((fields) => requests.snapshotRead({ ...fields, offset, ...optional("maxBytes", maxBytes) })), options);
     return snapshotSliceOf(result);
+  }
+
+  get isClosed(): boolean {
+    return this.core.isClosed;
   }
 
   /** Closes every connection of the client (all its namespace views). */

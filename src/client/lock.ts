@@ -79,7 +79,7 @@ export class Lock implements AsyncDisposable {
     await this.release();
   }
 
-  /** Extends every ttl/3; stops when released or when an extension finds the lock lost. */
+  /** Extends every ttl/3; stops when released, when an extension finds the lock lost, or on close. */
   private startExtending(): void {
     const intervalMs = Math.max(1, (this.ttl * 1000) / EXTENSIONS_PER_TTL);
     this.extender = setInterval(() => {
@@ -87,7 +87,10 @@ export class Lock implements AsyncDisposable {
         (held) => {
           if (!held) clearInterval(this.extender);
         },
-        () => undefined, // a failed extension is retried at the next interval
+        () => {
+          // A failed extension is retried at the next interval, unless the client is gone.
+          if (this.client.isClosed) clearInterval(this.extender);
+        },
       );
     }, intervalMs);
     this.extender.unref();

@@ -19,7 +19,7 @@ export interface RouterSettings {
 const FIRST_DOWN_MS = 100;
 const MAX_DOWN_MS = 5000;
 /** Longest wait for a TCP connect; a stopped node must not hold a call for its whole deadline. */
-export const MAX_CONNECT_TIMEOUT_MS = 2000;
+const MAX_CONNECT_TIMEOUT_MS = 2000;
 
 interface Member {
   readonly address: string;

@@ -246,8 +246,8 @@ describe("KvClient against a 3-node cluster", () => {
     expect((await client.lock("guarded", "someone-else", 30)).acquired).toBe(true);
 
     // autoExtend keeps a short lock alive well past its TTL while held.
-    const extended = await Lock.acquire(client, "short", "owner", { ttl: 0.6, autoExtend: true });
-    const deadline = Date.now() + 1500;
+    const extended = await Lock.acquire(client, "short", "owner", { ttl: 1, autoExtend: true });
+    const deadline = Date.now() + 2500;
     while (Date.now() < deadline) {
       expect((await client.lock("short", "other", 30)).acquired).toBe(false);
       await new Promise((resolve) => setTimeout(resolve, 100));
