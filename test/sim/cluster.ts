@@ -23,11 +23,12 @@ export interface ClusterConfig {
   /** Chance that a node crashes while handling a Ready (before persisting, after persisting, or after sending). */
   readonly crashDuringReadyProbability: number;
   /**
-   * Chance that the Ready in which a node becomes leader is its last (crash before persisting,
-   * after persisting or after sending): leaders that die holding entries nobody else has are
-   * what Figure 8 of the Raft paper is made of.
+   * Chance that a leader dies in the Ready in which it is elected, or in the one in which its
+   * commit index first moves in its term (crash before persisting, after persisting or after
+   * sending). Leaders that die holding entries nobody else has, or right as they commit entries
+   * of earlier terms, are what Figure 8 of the Raft paper is made of.
    */
-  readonly crashOnElectionProbability: number;
+  readonly crashAtLeaderMilestoneProbability: number;
   /** A node that crashed in the middle of a Ready restarts after a random downtime up to this. */
   readonly maxDowntimeAfterReadyCrashMs: number;
   /** A removed node shuts itself down this long after applying its removal. */
@@ -52,7 +53,7 @@ export const DEFAULT_CLUSTER_CONFIG: ClusterConfig = {
   maxSnapshotChunkBytes: 64,
   maxEntriesBytesPerMessage: 256,
   crashDuringReadyProbability: 0,
-  crashOnElectionProbability: 0,
+  crashAtLeaderMilestoneProbability: 0,
   maxDowntimeAfterReadyCrashMs: 1_000,
   removedNodeShutdownDelayMs: 200,
   logMatchingCheckIntervalMs: 50,
@@ -94,6 +95,8 @@ export class SimulatedNode {
   removed = false;
   role: Role = "follower";
   term = 0;
+  /** Last term in which this node, as leader, was considered for a crash at its first commit. */
+  firstCommitConsideredTerm = 0;
   incomingSnapshot: { readonly index: number; readonly term: number; readonly bytes: Uint8Array; received: number } | null = null;
   readonly pendingWrites = new Map<number, PendingWrite>();
   readonly pendingReads = new Map<number, PendingRead>();
@@ -143,7 +146,7 @@ export class SimulatedCluster {
   readonly statistics: ClusterStatistics = { crashes: 0, restarts: 0, leadersElected: 0, snapshotsCreated: 0, snapshotsInstalled: 0, membershipChanges: 0 };
   /** Start from the config; the heal phase sets them to 0 so that only liveness is measured. */
   crashDuringReadyProbability: number;
-  crashOnElectionProbability: number;
+  crashAtLeaderMilestoneProbability: number;
   private readonly acknowledgedOperations = new Set<number>();
   private readonly traceBuffer: string[] = [];
   private nextOperationId = 1;
@@ -157,7 +160,7 @@ export class SimulatedCluster {
     private readonly onTrace: ((line: string) => void) | null = null,
   ) {
     this.crashDuringReadyProbability = config.crashDuringReadyProbability;
-    this.crashOnElectionProbability = config.crashOnElectionProbability;
+    this.crashAtLeaderMilestoneProbability = config.crashAtLeaderMilestoneProbability;
     this.queue = new EventQueue(this.clock, config.maxPendingEvents);
     this.network = new SimulatedNetwork(this.queue, random.fork(), (message) => this.deliver(message), config.maxInFlightMessages);
     for (const setup of setups) {
@@ -380,8 +383,9 @@ export class SimulatedCluster {
   /** The Ready contract of src/raft/types.ts, step by step, with a possible crash between steps. */
   private handleReady(node: SimulatedNode, raft: RaftNode): void {
     const ready = raft.ready();
-    const electedNow = ready.softState?.role === "leader";
-    const crashProbability = electedNow ? Math.max(this.crashDuringReadyProbability, this.crashOnElectionProbability) : this.crashDuringReadyProbability;
+    const crashProbability = this.isLeaderMilestone(node, ready)
+      ? Math.max(this.crashDuringReadyProbability, this.crashAtLeaderMilestoneProbability)
+      : this.crashDuringReadyProbability;
     const crashPoint = this.random.chance(crashProbability) ? this.random.pick(CRASH_POINTS) : null;
     if (crashPoint === "before persist") return this.crashDuringReady(node, crashPoint);
     this.persist(node, ready);
@@ -397,6 +401,17 @@ export class SimulatedCluster {
     this.observe(node, raft);
     this.compactIfDue(node);
     if (removed) this.scheduleShutdown(node);
+  }
+
+  /** This Ready makes the node leader, or is the first in which it commits as leader of its term. */
+  private isLeaderMilestone(node: SimulatedNode, ready: Ready): boolean {
+    if (ready.softState?.role === "leader") return true;
+    const firstCommit = node.role === "leader" && ready.hardState !== undefined && node.firstCommitConsideredTerm !== node.term;
+    if (firstCommit && ready.hardState.commit > node.storage.initialState().hardState.commit) {
+      node.firstCommitConsideredTerm = node.term;
+      return true;
+    }
+    return false;
   }
 
   private crashDuringReady(node: SimulatedNode, crashPoint: CrashPoint): void {

@@ -19,8 +19,8 @@ export interface RunProfile {
   readonly newLeaderCrashProbability: number;
   /** How soon after its election such a leader crashes, at most (so its messages may or may not have arrived). */
   readonly newLeaderCrashDelayMs: number;
-  /** See ClusterConfig.crashOnElectionProbability. */
-  readonly crashOnElectionProbability: number;
+  /** See ClusterConfig.crashAtLeaderMilestoneProbability. */
+  readonly crashAtLeaderMilestoneProbability: number;
   /** Down to one entry per message, so that old-term entries travel apart from the new leader's no-op (Figure 8). */
   readonly maxEntriesBytesPerMessage: number;
 }
@@ -78,7 +78,7 @@ export function chooseProfile(random: Random): RunProfile {
     crashProbability: random.pick([0.002, 0.004, 0.01]),
     newLeaderCrashProbability: random.pick([0, 0.2, 0.5]),
     newLeaderCrashDelayMs: random.pick([5, 20, 60]),
-    crashOnElectionProbability: random.pick([0, 0.1, 0.3]),
+    crashAtLeaderMilestoneProbability: random.pick([0, 0.1, 0.3]),
     maxEntriesBytesPerMessage: random.pick([1, 100, 1_024]),
   };
 }
@@ -108,7 +108,7 @@ export function createCluster(random: Random, profile: RunProfile, onTrace: ((li
   const config: ClusterConfig = {
     ...DEFAULT_CLUSTER_CONFIG,
     crashDuringReadyProbability: profile.crashDuringReadyProbability,
-    crashOnElectionProbability: profile.crashOnElectionProbability,
+    crashAtLeaderMilestoneProbability: profile.crashAtLeaderMilestoneProbability,
     maxEntriesBytesPerMessage: profile.maxEntriesBytesPerMessage,
   };
   return new SimulatedCluster(config, random.fork(), membership, ids.map((id) => ({ id })), onTrace);
@@ -120,7 +120,7 @@ export function healEverything(cluster: SimulatedCluster): void {
   cluster.network.heal();
   cluster.network.setFaults(RELIABLE_NETWORK);
   cluster.crashDuringReadyProbability = 0;
-  cluster.crashOnElectionProbability = 0;
+  cluster.crashAtLeaderMilestoneProbability = 0;
   for (const node of cluster.nodes.values()) cluster.restart(node.id);
 }
 
