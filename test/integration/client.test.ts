@@ -1,3 +1,4 @@
+import { rm } from "node:fs/promises";
 import { describe, expect, test } from "vitest";
 import {
   Decimal,
@@ -295,6 +296,20 @@ describe("KvClient against a 3-node cluster", () => {
     await cluster.kill(leader.id, "SIGKILL");
     await Promise.all(work);
     expect(await client.get("shared-counter")).toBe(writers * incrsPerWriter);
+    await client.close();
+  });
+
+  test("a session the cluster no longer knows is registered again and the write goes through", async () => {
+    const { cluster, client } = await connectedCluster();
+    expect(await client.incr("before")).toBe(1);
+    // A cluster rebuilt from empty disks on the same addresses has forgotten every session.
+    for (const node of cluster.nodes) await cluster.kill(node.id, "SIGKILL");
+    await Promise.all(cluster.nodes.map((node) => rm(node.dataDirectory, { recursive: true, force: true })));
+    for (const node of cluster.nodes) cluster.start(node.id);
+    await cluster.waitForLeader(ELECTION_WAIT_MS);
+    expect(await client.incr("after")).toBe(1);
+    expect(await client.incr("after")).toBe(2);
+    expect(await client.get("before")).toBeNull();
     await client.close();
   });
 
