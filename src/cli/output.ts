@@ -55,6 +55,8 @@ export function renderData(data: unknown, mode: OutputMode): string {
   if (mode !== "plain") return toJsonText(data);
   if (Array.isArray(data) && data.every((item) => typeof item === "string")) return data.join("\n");
   if (typeof data === "object" && data !== null && !isDecimal(data) && !(data instanceof Uint8Array)) return toJsonText(data, 2);
+  // A count or a TTL in seconds, not a stored Float: no ".0" marker.
+  if (typeof data === "number") return String(data);
   return plainValue(data as JsValue);
 }
 

@@ -29,14 +29,20 @@ export function processIo(): CliIo {
  * on stderr, anything else 1 with its message.
  */
 export async function runProgram(program: Command, argv: readonly string[], io: CliIo): Promise<number> {
-  program.exitOverride();
-  program.configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
+  configureTree(program, io);
   try {
     await program.parseAsync([...argv], { from: "user" });
     return EXIT_OK;
   } catch (error) {
     return exitCodeOf(error, io);
   }
+}
+
+/** Subcommands copy these settings only when created, so the whole tree is configured here. */
+function configureTree(command: Command, io: CliIo): void {
+  command.exitOverride();
+  command.configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
+  for (const subcommand of command.commands) configureTree(subcommand, io);
 }
 
 function exitCodeOf(error: unknown, io: CliIo): number {
