@@ -1,0 +1,138 @@
+/** Sequential models for the linearizability checker: a register and a mutex. */
+import { KvError } from "../../src/errors.js";
+import { completionTime, valueKey, type HistoryValue, type Operation } from "../history.js";
+import { inInvokeOrder, type Anomaly } from "./result.js";
+import type { SequentialModel, StepResult } from "./linearizable.js";
+
+/** A register operation with its values reduced to canonical keys once, not at every search step. */
+type RegisterCommand =
+  | { readonly kind: "read"; readonly readKey: string | null }
+  | { readonly kind: "write"; readonly newKey: string }
+  | { readonly kind: "cas"; readonly expectedKey: string; readonly newKey: string };
+
+const NULL_KEY = valueKey(null);
+
+function casPair(operation: Operation): readonly [HistoryValue, HistoryValue] {
+  const value = operation.invoke.value;
+  if (!Array.isArray(value) || value.length !== 2) {
+    throw new KvError("INVALID", `cas at ${operation.invoke.index} needs the value [expected, new]`);
+  }
+  return [value[0] as HistoryValue, value[1] as HistoryValue];
+}
+
+function toRegisterCommand(operation: Operation): RegisterCommand {
+  switch (operation.f) {
+    case "read":
+      // An info read returned nothing, so it constrains nothing.
+      return { kind: "read", readKey: operation.type === "info" ? null : valueKey(operation.value ?? null) };
+    case "write":
+      return { kind: "write", newKey: valueKey(operation.invoke.value ?? null) };
+    case "cas": {
+      const [expected, next] = casPair(operation);
+      return { kind: "cas", expectedKey: valueKey(expected), newKey: valueKey(next) };
+    }
+    default:
+      throw new KvError("INVALID", `register history has an unknown operation "${operation.f}" at ${operation.invoke.index}`);
+  }
+}
+
+/**
+ * A register holding one value, initially null (the key is absent). The state is the value's
+ * canonical key. `cas` ok = swapped; a cas whose comparison failed is recorded as `fail`.
+ */
+export function registerModel(): SequentialModel<string> {
+  const commands = new WeakMap<Operation, RegisterCommand>();
+  const commandOf = (operation: Operation): RegisterCommand => {
+    let command = commands.get(operation);
+    if (command === undefined) {
+      command = toRegisterCommand(operation);
+      commands.set(operation, command);
+    }
+    return command;
+  };
+  return {
+    name: "register",
+    init: () => NULL_KEY,
+    key: (state) => state,
+    step: (state, operation): StepResult<string> => {
+      const command = commandOf(operation);
+      if (command.kind === "read") return { ok: command.readKey === null || command.readKey === state, state };
+      if (command.kind === "write") return { ok: true, state: command.newKey };
+      return command.expectedKey === state ? { ok: true, state: command.newKey } : { ok: false, state };
+    },
+    findImpossibleResults: findImpossibleRegisterResults,
+  };
+}
+
+/** The value an ok read returned, or an ok cas found, as the operation that observed it. */
+function observedKey(operation: Operation): string | null {
+  if (operation.type !== "ok") return null;
+  if (operation.f === "read") return valueKey(operation.value ?? null);
+  if (operation.f === "cas") return valueKey(casPair(operation)[0]);
+  return null;
+}
+
+function writtenKey(operation: Operation): string | null {
+  if (operation.f === "write") return valueKey(operation.invoke.value ?? null);
+  if (operation.f === "cas") return valueKey(casPair(operation)[1]);
+  return null;
+}
+
+/**
+ * Values observed that no write which may have happened ever wrote: a read of a failed write
+ * (the write reported that it did not happen) or of a value never written at all.
+ */
+function findImpossibleRegisterResults(key: string, operations: readonly Operation[]): Anomaly[] {
+  const possible = new Set<string>([NULL_KEY]);
+  const failedWriters = new Map<string, Operation[]>();
+  for (const operation of operations) {
+    const written = writtenKey(operation);
+    if (written === null) continue;
+    if (operation.type !== "fail") possible.add(written);
+    else failedWriters.set(written, [...(failedWriters.get(written) ?? []), operation]);
+  }
+  const anomalies: Anomaly[] = [];
+  for (const operation of operations) {
+    const observed = observedKey(operation);
+    if (observed === null || possible.has(observed)) continue;
+    const writers = failedWriters.get(observed) ?? [];
+    const kind = writers.length > 0 ? "read-of-failed-write" : "read-of-unwritten-value";
+    const message = `register key ${JSON.stringify(key)}: ${operation.f} by process ${operation.process} at ${operation.invoke.index} observed ${observed}, which ${writers.length > 0 ? "only failed writes wrote" : "nothing wrote"}`;
+    anomalies.push({ kind, key, message, operations: inInvokeOrder([operation, ...writers]) });
+  }
+  return anomalies;
+}
+
+/** Mutex state: free, or held since a grant that happened no earlier than `grantedAtTime`. */
+interface MutexState {
+  readonly held: boolean;
+  readonly grantedAtTime: number;
+}
+
+const FREE: MutexState = { held: false, grantedAtTime: 0 };
+
+/**
+ * A lock: `acquire` succeeds only when free, `release` only when held. With a TTL, a hold may
+ * also have expired: the lock server grants no earlier than the acquire's invoke, and expires a
+ * hold `ttl` after its grant, so a later acquire that completes at least `ttl` after that invoke
+ * may find it free. Without a TTL (the default) holds never expire.
+ */
+export function mutexModel(options: { readonly ttlMs?: number } = {}): SequentialModel<MutexState> {
+  const ttlNanoseconds = (options.ttlMs ?? Infinity) * 1e6;
+  // An info acquire may take effect at any later time, so after any expiry.
+  const expiredBy = (state: MutexState, operation: Operation): boolean =>
+    Number.isFinite(ttlNanoseconds) && state.grantedAtTime + ttlNanoseconds <= completionTime(operation);
+  return {
+    name: "mutex",
+    init: () => FREE,
+    key: (state) => (state.held ? `held@${Number.isFinite(ttlNanoseconds) ? state.grantedAtTime : 0}` : "free"),
+    step: (state, operation): StepResult<MutexState> => {
+      if (operation.f === "acquire") {
+        const free = !state.held || expiredBy(state, operation);
+        return free ? { ok: true, state: { held: true, grantedAtTime: operation.invoke.time } } : { ok: false, state };
+      }
+      if (operation.f === "release") return state.held ? { ok: true, state: FREE } : { ok: false, state };
+      throw new KvError("INVALID", `mutex history has an unknown operation "${operation.f}" at ${operation.invoke.index}`);
+    },
+  };
+}
