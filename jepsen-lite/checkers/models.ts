@@ -103,19 +103,21 @@ function findImpossibleRegisterResults(key: string, operations: readonly Operati
   return anomalies;
 }
 
-/** Mutex state: free, or held since a grant that happened no earlier than `grantedAtTime`. */
+/** Mutex state: free, or held by a process since a grant no earlier than `grantedAtTime`. */
 interface MutexState {
-  readonly held: boolean;
+  readonly holder: number | null;
   readonly grantedAtTime: number;
 }
 
-const FREE: MutexState = { held: false, grantedAtTime: 0 };
+const FREE: MutexState = { holder: null, grantedAtTime: 0 };
 
 /**
- * A lock: `acquire` succeeds only when free, `release` only when held. With a TTL, a hold may
- * also have expired: the lock server grants no earlier than the acquire's invoke, and expires a
- * hold `ttl` after its grant, so a later acquire that completes at least `ttl` after that invoke
- * may find it free. Without a TTL (the default) holds never expire.
+ * A lock: `acquire` succeeds when free or already held by the same process (a re-acquire
+ * refreshes the hold), `release` only when held. Releases are not matched to the holder: a
+ * client that continues under a new process id after an `info` may still release its own lock.
+ * With a TTL, a hold may also have expired: the lock server grants no earlier than the acquire's
+ * invoke and expires a hold `ttl` after its grant, so a later acquire that completes at least
+ * `ttl` after that invoke may find it free. Without a TTL (the default) holds never expire.
  */
 export function mutexModel(options: { readonly ttlMs?: number } = {}): SequentialModel<MutexState> {
   const ttlNanoseconds = (options.ttlMs ?? Infinity) * 1e6;
@@ -125,13 +127,14 @@ export function mutexModel(options: { readonly ttlMs?: number } = {}): Sequentia
   return {
     name: "mutex",
     init: () => FREE,
-    key: (state) => (state.held ? `held@${Number.isFinite(ttlNanoseconds) ? state.grantedAtTime : 0}` : "free"),
+    // The grant time matters only when holds can expire; leaving it out otherwise lets more states merge.
+    key: (state) => (state.holder === null ? "free" : `held by ${state.holder}@${Number.isFinite(ttlNanoseconds) ? state.grantedAtTime : 0}`),
     step: (state, operation): StepResult<MutexState> => {
       if (operation.f === "acquire") {
-        const free = !state.held || expiredBy(state, operation);
-        return free ? { ok: true, state: { held: true, grantedAtTime: operation.invoke.time } } : { ok: false, state };
+        const free = state.holder === null || state.holder === operation.process || expiredBy(state, operation);
+        return free ? { ok: true, state: { holder: operation.process, grantedAtTime: operation.invoke.time } } : { ok: false, state };
       }
-      if (operation.f === "release") return state.held ? { ok: true, state: FREE } : { ok: false, state };
+      if (operation.f === "release") return state.holder !== null ? { ok: true, state: FREE } : { ok: false, state };
       throw new KvError("INVALID", `mutex history has an unknown operation "${operation.f}" at ${operation.invoke.index}`);
     },
   };

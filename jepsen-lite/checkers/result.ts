@@ -5,7 +5,7 @@ import type { Operation } from "../history.js";
 export type Validity = true | false | "unknown";
 
 export interface Anomaly {
-  /** What went wrong, e.g. "nonlinearizable", "lost-increment", "stale-fenced-write". */
+  /** What went wrong, e.g. "nonlinearizable", "below-lower-bound", "stale-fenced-write". */
   readonly kind: string;
   readonly key?: string;
   readonly message: string;
