@@ -52,7 +52,7 @@ export interface CallSpec<Result> {
  * pauses before asking again. A pause (no hint, an unreachable node) starts the count again: an
  * election may have happened. A call that runs out of time this way fails with UNAVAILABLE.
  */
-export const MAX_REDIRECTS = 5;
+const MAX_REDIRECTS = 5;
 const FIRST_BACKOFF_MS = 10;
 const MAX_BACKOFF_MS = 500;
 /**
