@@ -255,7 +255,7 @@ function spread(limit: number, count: number): number[] {
   return Array.from({ length: taken }, (_, position) => Math.floor((position * limit) / taken));
 }
 
-function describe(value: unknown): string {
+function preview(value: unknown): string {
   return typeof value === "string" ? value.slice(0, 40) : value === undefined ? "nothing" : `a ${typeof value}`;
 }
 
@@ -269,7 +269,7 @@ async function verifySample(connection: ClientConnection, options: BenchOptions)
     for (const number of batch) {
       const expected = valueOf(number, number < options.tail ? 1 : 0, options.valueBytes);
       const actual = found.get(keyOf(number));
-      if (actual !== expected) throw new Error(`${keyOf(number)} read back ${describe(actual)}, expected ${expected.slice(0, 40)}`);
+      if (actual !== expected) throw new Error(`${keyOf(number)} read back ${preview(actual)}, expected ${expected.slice(0, 40)}`);
     }
   }
   return { keys: numbers.length, tailKeys: tailNumbers.length };
@@ -294,7 +294,9 @@ async function prepare(node: NodePorts, child: ChildProcess, options: BenchOptio
         })
       : null;
     const tailMs = await timed(() => writeTail(connection, options));
-    return { loadMs, snapshotSaveMs, tailMs, before: await status(node) };
+    const before = await status(node);
+    if (options.snapshot && before.snapshotIndex === 0) throw new Error("the node reports no snapshot after snapshotSave");
+    return { loadMs, snapshotSaveMs, tailMs, before };
   } finally {
     connection.close();
   }
@@ -308,18 +310,16 @@ interface Recovery {
   readonly after: NodeStatus;
 }
 
-/** Phase 2: spawn on the same data directory and time each step of recovery from the spawn. */
-async function recover(node: NodePorts, target: number): Promise<{ readonly child: ChildProcess; readonly recovery: Recovery }> {
-  const started = performance.now();
-  const child = spawnNode(node);
-  const since = (): number => performance.now() - started;
+/** Phase 2: times each step of recovery of `child`, spawned on the same data directory at `startedAt`. */
+async function recover(node: NodePorts, child: ChildProcess, startedAt: number, target: number): Promise<Recovery> {
+  const since = (): number => performance.now() - startedAt;
   const adminUpMs = await waitUntil("the admin endpoint", child, RECOVERY_DEADLINE_MS, async () => ((await admin(node, "/health")) === null ? null : since()));
   const healthyMs = await waitUntil("/health 200", child, RECOVERY_DEADLINE_MS, async () => ((await admin(node, "/health"))?.code === 200 ? since() : null));
   const applied = await waitUntil(`applied ${target}`, child, RECOVERY_DEADLINE_MS, async () => {
     const current = await status(node);
     return current.applied >= target ? { at: since(), cpuMs: child.pid === undefined ? null : await processCpuMs(child.pid), status: current } : null;
   });
-  return { child, recovery: { adminUpMs, healthyMs, appliedMs: applied.at, cpuMs: applied.cpuMs, after: applied.status } };
+  return { adminUpMs, healthyMs, appliedMs: applied.at, cpuMs: applied.cpuMs, after: applied.status };
 }
 
 async function run(options: BenchOptions, root: string, live: Set<ChildProcess>): Promise<Results> {
@@ -332,8 +332,10 @@ async function run(options: BenchOptions, root: string, live: Set<ChildProcess>)
   live.delete(first);
   const target = prepared.before.lastIndex;
   const [snapshotFileBytes, logDirectoryBytes] = [await newestSnapshotBytes(node.dataDirectory), await directoryBytes(join(node.dataDirectory, "log"))];
-  const { child, recovery } = await recover(node, target);
+  const restartedAt = performance.now();
+  const child = spawnNode(node);
   live.add(child);
+  const recovery = await recover(node, child, restartedAt, target);
   const connection = await ClientConnection.connect(HOST, port);
   const sample = await verifySample(connection, options).finally(() => connection.close());
   if (recovery.after.keys !== options.keys) throw new Error(`${recovery.after.keys} keys after the restart, expected ${options.keys}`);
