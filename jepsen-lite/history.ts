@@ -108,11 +108,17 @@ export function pairOperations(events: readonly OperationEvent[]): Operation[] {
   return events.filter((event) => event.type === "invoke").map((invoke) => pair(invoke, completions.get(invoke) ?? null));
 }
 
-/** Groups operations by key (P-compositionality: independent keys are checked independently). */
-export function operationsByKey(operations: readonly Operation[]): Map<string, Operation[]> {
+/**
+ * Groups operations by key (P-compositionality: independent keys are checked independently);
+ * `keyOf` chooses another grouping, e.g. by lock name.
+ */
+export function operationsByKey(
+  operations: readonly Operation[],
+  keyOf: (operation: Operation) => string = (operation) => operation.key ?? "",
+): Map<string, Operation[]> {
   const groups = new Map<string, Operation[]>();
   for (const operation of operations) {
-    const key = operation.key ?? "";
+    const key = keyOf(operation);
     const group = groups.get(key);
     if (group === undefined) groups.set(key, [operation]);
     else group.push(operation);

@@ -35,6 +35,7 @@ export interface OperationCounts {
 export interface CheckSummary {
   readonly valid: Validity;
   readonly operations: OperationCounts;
+  readonly unassignedKeys: readonly string[];
   readonly workloads: Partial<Record<WorkloadName, CheckResult<unknown>>>;
 }
 
@@ -49,12 +50,22 @@ function countOperations(operations: readonly Operation[]): OperationCounts {
  */
 function operationsOf(workload: WorkloadName, operations: readonly Operation[], options: CheckAllOptions): readonly Operation[] {
   if (options.workloads.length === 1) return operations;
-  const distinctive = DISTINCTIVE_OPERATIONS[workload];
   const owned: Operation[] = [];
   for (const keyOperations of operationsByKey(operations).values()) {
-    if (keyOperations.some((operation) => distinctive.includes(operation.f))) owned.push(...keyOperations);
+    if (owns(workload, keyOperations)) owned.push(...keyOperations);
   }
   return owned;
+}
+
+function owns(workload: WorkloadName, keyOperations: readonly Operation[]): boolean {
+  return keyOperations.some((operation) => DISTINCTIVE_OPERATIONS[workload].includes(operation.f));
+}
+
+/** Keys that none of several workloads owns (e.g. only read): checked by nobody, so reported. */
+function unassignedKeys(operations: readonly Operation[], options: CheckAllOptions): string[] {
+  if (options.workloads.length === 1) return [];
+  const groups = [...operationsByKey(operations)];
+  return groups.filter(([, keyOperations]) => !options.workloads.some((workload) => owns(workload, keyOperations))).map(([key]) => key);
 }
 
 function checkWorkload(workload: WorkloadName, operations: readonly Operation[], options: CheckAllOptions): CheckResult<unknown> {
@@ -78,5 +89,5 @@ export function checkAll(history: readonly OperationEvent[], options: CheckAllOp
     workloads[workload] = checkWorkload(workload, operationsOf(workload, operations, options), options);
   }
   const valid = combineValidity(Object.values(workloads).map((result) => result.valid));
-  return { valid, operations: countOperations(operations), workloads };
+  return { valid, operations: countOperations(operations), unassignedKeys: unassignedKeys(operations, options), workloads };
 }

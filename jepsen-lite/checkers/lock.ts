@@ -44,12 +44,24 @@ function tokenOf(value: HistoryValue | undefined, operation: Operation): bigint 
   throw new KvError("INVALID", `${operation.f} at ${operation.invoke.index} has no integer fencing token`);
 }
 
-function fencedToken(operation: Operation): bigint {
+type FencedWriteValue = { readonly [field: string]: HistoryValue };
+
+function fencedWriteValue(operation: Operation): FencedWriteValue {
   const value = operation.invoke.value;
   if (value === null || typeof value !== "object" || Array.isArray(value)) {
-    throw new KvError("INVALID", `fencedWrite at ${operation.invoke.index} needs the value { token, data }`);
+    throw new KvError("INVALID", `fencedWrite at ${operation.invoke.index} needs the value { token, data, lock? }`);
   }
-  return tokenOf((value as { readonly [field: string]: HistoryValue })["token"], operation);
+  return value as FencedWriteValue;
+}
+
+function fencedToken(operation: Operation): bigint {
+  return tokenOf(fencedWriteValue(operation)["token"], operation);
+}
+
+/** The lock an operation concerns: its key, or for a fenced write to another key, its `lock` field. */
+function lockNameOf(operation: Operation): string {
+  const lock = operation.f === "fencedWrite" ? fencedWriteValue(operation)["lock"] : undefined;
+  return typeof lock === "string" ? lock : (operation.key ?? "");
 }
 
 /** Certain holds of one lock, from each ok acquire to its process's next release or the TTL. */
@@ -146,11 +158,16 @@ function isViolation(operation: Operation, token: bigint, knownToken: bigint, so
   return token < knownToken || (token === knownToken && source.process !== operation.process);
 }
 
+/**
+ * Fenced writes name their lock by their key, or by a `lock` field in their value when they write
+ * another key (`{ token, data, lock }`); the operations reported keep their own key.
+ */
 export function checkLock(operations: readonly Operation[], options: LockCheckOptions): CheckResult<LockStats> {
   const anomalies = new AnomalyList();
   const ttlNanoseconds = options.ttlMs * 1e6;
+  const locks = operationsByKey(operations, lockNameOf);
   let holds = 0;
-  for (const [key, lockOperations] of operationsByKey(operations)) {
+  for (const [key, lockOperations] of locks) {
     const lockHolds = holdsOf(lockOperations, ttlNanoseconds);
     holds += lockHolds.length;
     checkMutualExclusion(key, lockHolds, anomalies);
@@ -161,7 +178,7 @@ export function checkLock(operations: readonly Operation[], options: LockCheckOp
   anomalies.addAll(linearizability);
   const count = (f: string, type: Operation["type"]): number => operations.filter((operation) => operation.f === f && operation.type === type).length;
   const stats: LockStats = {
-    locks: operationsByKey(operations).size,
+    locks: locks.size,
     holds,
     acknowledgedAcquires: count("acquire", "ok"),
     acceptedFencedWrites: count("fencedWrite", "ok"),

@@ -89,7 +89,8 @@ function findImpossibleRegisterResults(key: string, operations: readonly Operati
     const written = writtenKey(operation);
     if (written === null) continue;
     if (operation.type !== "fail") possible.add(written);
-    else failedWriters.set(written, [...(failedWriters.get(written) ?? []), operation]);
+    else if (failedWriters.has(written)) failedWriters.get(written)?.push(operation);
+    else failedWriters.set(written, [operation]);
   }
   const anomalies: Anomaly[] = [];
   for (const operation of operations) {

@@ -52,7 +52,8 @@ function addsByElement(operations: readonly Operation[]): Map<string, Operation[
   for (const operation of operations) {
     if (operation.f !== "add") continue;
     const element = valueKey(operation.invoke.value);
-    adds.set(element, [...(adds.get(element) ?? []), operation]);
+    if (adds.has(element)) adds.get(element)?.push(operation);
+    else adds.set(element, [operation]);
   }
   return adds;
 }

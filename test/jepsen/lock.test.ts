@@ -91,6 +91,18 @@ describe("lock checker", () => {
     expect(kinds(granted)).toEqual(["stale-fenced-write"]);
   });
 
+  it("a fenced write to another key names its lock in the value", () => {
+    const h = new HistoryBuilder()
+      .operation(0, "acquire", "l", undefined, "ok", 1n)
+      .operation(0, "release", "l", undefined, "ok")
+      .operation(1, "acquire", "l", undefined, "ok", 2n)
+      .operation(0, "fencedWrite", "data", { token: 1n, data: "stale", lock: "l" }, "ok");
+    const result = check(h);
+    expect(result.anomalies.map((anomaly) => [anomaly.kind, anomaly.key])).toEqual([["stale-fenced-write", "l"]]);
+    expect(result.anomalies[0]?.operations.map((operation) => operation.key)).toEqual(["l", "data"]);
+    expect(result.stats.locks).toBe(1);
+  });
+
   it("locks are judged independently", () => {
     const h = new HistoryBuilder().operation(0, "acquire", "a", undefined, "ok", 1n).operation(1, "acquire", "b", undefined, "ok", 1n);
     expect(check(h).valid).toBe(true);
