@@ -42,137 +42,151 @@ async function failure(promise: Promise<unknown>): Promise<unknown> {
   );
 }
 
+/** Every value type through set/get; returns how many keys it wrote in `exact`. */
+async function checkValueTypes(exact: KvClient, bigints: KvClient): Promise<number> {
+  const values: Record<string, JsValue> = {
+    null: null,
+    true: true,
+    false: false,
+    small: 42,
+    negative: -7,
+    float: 1.5,
+    forcedFloat: kv.float(3),
+    nan: Number.NaN,
+    infinity: Number.POSITIVE_INFINITY,
+    decimal: new Decimal("12345678901234567890.123456789"),
+    string: "héllo ✓",
+    bytes: new Uint8Array([0, 1, 254, 255]),
+    nested: { list: [1, "two", [3n, { deep: null }]], map: new Map<string, JsValue>([["__proto__", 1]]) },
+  };
+  for (const [key, value] of Object.entries(values)) expect(await exact.set(key, value)).toBe(true);
+  expect(await exact.get("null")).toBeNull();
+  expect(await exact.get("true")).toBe(true);
+  expect(await exact.get("small")).toBe(42);
+  expect(await exact.get("float")).toBe(1.5);
+  expect(await exact.get("forcedFloat")).toBe(3);
+  expect(await exact.getWithMeta("forcedFloat").then((entry) => entry?.value)).toBe(3);
+  expect(await exact.incrFloat("forcedFloat", 0.5)).toBe(3.5); // stored as Float, not Int
+  expect(await exact.get("nan")).toBeNaN();
+  expect(await exact.get("infinity")).toBe(Number.POSITIVE_INFINITY);
+  expect(((await exact.get("decimal")) as Decimal).toString()).toBe("12345678901234567890.123456789");
+  expect(await exact.get("string")).toBe("héllo ✓");
+  expect(await exact.get("bytes")).toEqual(new Uint8Array([0, 1, 254, 255]));
+  const nested = (await exact.get("nested")) as Record<string, JsValue>;
+  expect(nested["list"]).toEqual([1, "two", [3, { deep: null }]]);
+  const map = nested["map"] as Record<string, JsValue>;
+  expect(Object.getPrototypeOf(map)).toBe(Object.prototype);
+  expect(Object.keys(map)).toEqual(["__proto__"]);
+  expect(map["__proto__"]).toBe(1);
+
+  // i64 extremes are exact: bigint beyond 2^53 in "auto", always bigint in "bigint".
+  expect(await exact.set("max", I64_MAX)).toBe(true);
+  expect(await exact.set("min", I64_MIN)).toBe(true);
+  expect(await exact.get("max")).toBe(I64_MAX);
+  expect(await exact.get("min")).toBe(I64_MIN);
+  expect(await bigints.get("small")).toBe(42n);
+  expect(await bigints.incr("small", 0)).toBe(42n);
+  expect(await exact.incr("max", 0n)).toBe(I64_MAX);
+  expect(await exact.decr("min", -1)).toBe(I64_MIN + 1n);
+
+  // Decimal arithmetic is exact.
+  expect((await exact.incrDecimal("money", "0.1")).toString()).toBe("0.1");
+  expect((await exact.incrDecimal("money", new Decimal("0.2"))).toString()).toBe("0.3");
+  return Object.keys(values).length + 3; // and max, min, money
+}
+
+/** Metadata, versions, conditional writes, counters, append, cas, multi-key writes. */
+async function checkWrites(client: KvClient): Promise<void> {
+  // Metadata, versions, conditional writes.
+  expect(await client.set("meta", "v", { metadata: { owner: "ops", level: 2 } })).toBe(true);
+  const entry = await client.getWithMeta("meta");
+  expect(entry).toMatchObject({ value: "v", metadata: { owner: "ops", level: 2 }, expiresAt: null });
+  expect(entry?.version).toBeGreaterThan(0);
+  expect(await client.setMetadata("meta", { owner: "dev" })).toBe(true);
+  expect(await client.getMetadata("meta")).toEqual({ owner: "dev" });
+  expect(await client.getMetadata("missing")).toBeNull();
+  expect(await client.getWithMeta("missing")).toBeNull();
+  expect(await client.set("meta", "w", { ifVersion: (entry?.version ?? 0) })).toBe(false);
+  const current = await client.getWithMeta("meta");
+  expect(await client.set("meta", "w", { ifVersion: current?.version ?? -1 })).toBe(true);
+  expect(await client.set("meta", "x", { nx: true })).toBe(false);
+  expect(await client.set("fresh", "x", { xx: true })).toBe(false);
+  expect(await client.setnx("fresh", "x")).toBe(true);
+  expect(await client.setnx("fresh", "y")).toBe(false);
+
+  // Counters, append, cas.
+  expect(await client.incr("counter")).toBe(1);
+  expect(await client.incr("counter", 10)).toBe(11);
+  expect(await client.decr("counter", 2)).toBe(9);
+  expect(await client.append("text", "ab")).toBe(2);
+  expect(await client.append("text", "cd")).toBe(4);
+  expect(await client.get("text")).toBe("abcd");
+  expect(await client.append("list", 1)).toBe(1);
+  expect(await client.append("list", "two")).toBe(2);
+  expect(await client.get("list")).toEqual([1, "two"]);
+  expect(await client.cas("state", null, "PENDING")).toBe(true);
+  expect(await client.cas("state", "STARTED", "DONE")).toBe(false);
+  expect(await client.cas("state", "PENDING", "STARTED")).toBe(true);
+  expect(await client.get("state")).toBe("STARTED");
+
+  // Multi-key operations.
+  expect(await client.mset({ "m.a": 1, "m.b": [true] })).toBe(true);
+  expect(await client.mset([["m.c", "c"]])).toBe(true);
+  expect(await client.mset(new Map<string, JsValue>([["m.d", null]]))).toBe(true);
+  expect(await client.mget(["m.a", "m.b", "m.zzz"])).toEqual({ "m.a": 1, "m.b": [true] });
+  const strict = await failure(client.mget(["m.a", "m.zzz"], { strict: true }));
+  expect(strict).toBeInstanceOf(KvNotFoundError);
+  expect((strict as KvNotFoundError).details.keys).toEqual(["m.zzz"]);
+  expect(await client.exists("m.a")).toBe(true);
+  expect(await client.delete("m.a", "m.nothing")).toBe(1);
+  expect(await client.exists("m.a")).toBe(false);
+  expect(await client.mdelete(["m.b", "m.c"])).toBe(2);
+}
+
+/** Patterns, scan, counts, sizes (confined to the namespace) and TTL bookkeeping. */
+async function checkPatternsAndTtl(client: KvClient, exact: KvClient, exactKeyCount: number): Promise<void> {
+  // Patterns, scan, counts, sizes; confined to the namespace.
+  await client.mset({ "app.db.host": "h", "app.db.port": 5432, "app.name": "n" });
+  expect(await client.keys("app.*")).toEqual(["app.db.host", "app.db.port", "app.name"]);
+  expect(await client.keys("app.*", { separator: "." })).toEqual(["app.name"]);
+  expect(await client.keys("app.**", { separator: "." })).toEqual(["app.db.host", "app.db.port", "app.name"]);
+  expect(await client.count("app.*")).toBe(3);
+  expect(await client.getPattern("app.db.*")).toEqual({ "app.db.host": "h", "app.db.port": 5432 });
+  const scanned: string[] = [];
+  for await (const key of client.scanIterator({ match: "app.*", count: 1 })) scanned.push(key);
+  expect(scanned.sort()).toEqual(["app.db.host", "app.db.port", "app.name"]);
+  const page = await client.scan({ match: "app.*", count: 100 });
+  expect(page.keys.sort()).toEqual(["app.db.host", "app.db.port", "app.name"]);
+  const sizes = (await client.storageSize("app.name", "app.db.host")) as Record<string, number>;
+  expect(Object.keys(sizes).sort()).toEqual(["app.db.host", "app.name"]);
+  expect(sizes["app.name"]).toBeGreaterThan(0);
+  expect(((await client.storageSize()) as { total: number }).total).toBeGreaterThan(0);
+  expect(await exact.keys("app.*")).toEqual([]);
+  expect(await exact.count()).toBe(exactKeyCount);
+  expect(await client.deletePattern("app.db.*")).toBe(2);
+  expect(await client.keys("app.*")).toEqual(["app.name"]);
+
+  // TTL bookkeeping.
+  expect(await client.ttl("app.name")).toBeNull();
+  expect(await client.ttl("nothing")).toBe(-1);
+  expect(await client.expire("app.name", 100)).toBe(true);
+  const remaining = await client.ttl("app.name");
+  expect(remaining).toBeGreaterThan(90);
+  expect(remaining).toBeLessThanOrEqual(100);
+  expect(await client.persist("app.name")).toBe(true);
+  expect(await client.ttl("app.name")).toBeNull();
+  expect(await client.deleteExpired()).toBeGreaterThanOrEqual(0);
+}
+
 describe("KvClient against a 3-node cluster", () => {
   test("every operation with every value type, namespaces and serializable reads", async () => {
     const { cluster, client } = await connectedCluster();
     const exact = client.namespace("exact");
     const bigints = await KvClient.connect(`kv://${cluster.addresses.join(",")}/exact`, { ints: "bigint" });
 
-    const values: Record<string, JsValue> = {
-      null: null,
-      true: true,
-      false: false,
-      small: 42,
-      negative: -7,
-      float: 1.5,
-      forcedFloat: kv.float(3),
-      nan: Number.NaN,
-      infinity: Number.POSITIVE_INFINITY,
-      decimal: new Decimal("12345678901234567890.123456789"),
-      string: "héllo ✓",
-      bytes: new Uint8Array([0, 1, 254, 255]),
-      nested: { list: [1, "two", [3n, { deep: null }]], map: new Map<string, JsValue>([["__proto__", 1]]) },
-    };
-    for (const [key, value] of Object.entries(values)) expect(await exact.set(key, value)).toBe(true);
-    expect(await exact.get("null")).toBeNull();
-    expect(await exact.get("true")).toBe(true);
-    expect(await exact.get("small")).toBe(42);
-    expect(await exact.get("float")).toBe(1.5);
-    expect(await exact.get("forcedFloat")).toBe(3);
-    expect(await exact.getWithMeta("forcedFloat").then((entry) => entry?.value)).toBe(3);
-    expect(await exact.incrFloat("forcedFloat", 0.5)).toBe(3.5); // stored as Float, not Int
-    expect(await exact.get("nan")).toBeNaN();
-    expect(await exact.get("infinity")).toBe(Number.POSITIVE_INFINITY);
-    expect(((await exact.get("decimal")) as Decimal).toString()).toBe("12345678901234567890.123456789");
-    expect(await exact.get("string")).toBe("héllo ✓");
-    expect(await exact.get("bytes")).toEqual(new Uint8Array([0, 1, 254, 255]));
-    const nested = (await exact.get("nested")) as Record<string, JsValue>;
-    expect(nested["list"]).toEqual([1, "two", [3, { deep: null }]]);
-    const map = nested["map"] as Record<string, JsValue>;
-    expect(Object.getPrototypeOf(map)).toBe(Object.prototype);
-    expect(Object.keys(map)).toEqual(["__proto__"]);
-    expect(map["__proto__"]).toBe(1);
-
-    // i64 extremes are exact: bigint beyond 2^53 in "auto", always bigint in "bigint".
-    expect(await exact.set("max", I64_MAX)).toBe(true);
-    expect(await exact.set("min", I64_MIN)).toBe(true);
-    expect(await exact.get("max")).toBe(I64_MAX);
-    expect(await exact.get("min")).toBe(I64_MIN);
-    expect(await bigints.get("small")).toBe(42n);
-    expect(await bigints.incr("small", 0)).toBe(42n);
-    expect(await exact.incr("max", 0n)).toBe(I64_MAX);
-    expect(await exact.decr("min", -1)).toBe(I64_MIN + 1n);
-
-    // Decimal arithmetic is exact.
-    expect((await exact.incrDecimal("money", "0.1")).toString()).toBe("0.1");
-    expect((await exact.incrDecimal("money", new Decimal("0.2"))).toString()).toBe("0.3");
-
-    // Metadata, versions, conditional writes.
-    expect(await client.set("meta", "v", { metadata: { owner: "ops", level: 2 } })).toBe(true);
-    const entry = await client.getWithMeta("meta");
-    expect(entry).toMatchObject({ value: "v", metadata: { owner: "ops", level: 2 }, expiresAt: null });
-    expect(entry?.version).toBeGreaterThan(0);
-    expect(await client.setMetadata("meta", { owner: "dev" })).toBe(true);
-    expect(await client.getMetadata("meta")).toEqual({ owner: "dev" });
-    expect(await client.getMetadata("missing")).toBeNull();
-    expect(await client.getWithMeta("missing")).toBeNull();
-    expect(await client.set("meta", "w", { ifVersion: (entry?.version ?? 0) })).toBe(false);
-    const current = await client.getWithMeta("meta");
-    expect(await client.set("meta", "w", { ifVersion: current?.version ?? -1 })).toBe(true);
-    expect(await client.set("meta", "x", { nx: true })).toBe(false);
-    expect(await client.set("fresh", "x", { xx: true })).toBe(false);
-    expect(await client.setnx("fresh", "x")).toBe(true);
-    expect(await client.setnx("fresh", "y")).toBe(false);
-
-    // Counters, append, cas.
-    expect(await client.incr("counter")).toBe(1);
-    expect(await client.incr("counter", 10)).toBe(11);
-    expect(await client.decr("counter", 2)).toBe(9);
-    expect(await client.append("text", "ab")).toBe(2);
-    expect(await client.append("text", "cd")).toBe(4);
-    expect(await client.get("text")).toBe("abcd");
-    expect(await client.append("list", 1)).toBe(1);
-    expect(await client.append("list", "two")).toBe(2);
-    expect(await client.get("list")).toEqual([1, "two"]);
-    expect(await client.cas("state", null, "PENDING")).toBe(true);
-    expect(await client.cas("state", "STARTED", "DONE")).toBe(false);
-    expect(await client.cas("state", "PENDING", "STARTED")).toBe(true);
-    expect(await client.get("state")).toBe("STARTED");
-
-    // Multi-key operations.
-    expect(await client.mset({ "m.a": 1, "m.b": [true] })).toBe(true);
-    expect(await client.mset([["m.c", "c"]])).toBe(true);
-    expect(await client.mset(new Map<string, JsValue>([["m.d", null]]))).toBe(true);
-    expect(await client.mget(["m.a", "m.b", "m.zzz"])).toEqual({ "m.a": 1, "m.b": [true] });
-    const strict = await failure(client.mget(["m.a", "m.zzz"], { strict: true }));
-    expect(strict).toBeInstanceOf(KvNotFoundError);
-    expect((strict as KvNotFoundError).details.keys).toEqual(["m.zzz"]);
-    expect(await client.exists("m.a")).toBe(true);
-    expect(await client.delete("m.a", "m.nothing")).toBe(1);
-    expect(await client.exists("m.a")).toBe(false);
-    expect(await client.mdelete(["m.b", "m.c"])).toBe(2);
-
-    // Patterns, scan, counts, sizes; confined to the namespace.
-    await client.mset({ "app.db.host": "h", "app.db.port": 5432, "app.name": "n" });
-    expect(await client.keys("app.*")).toEqual(["app.db.host", "app.db.port", "app.name"]);
-    expect(await client.keys("app.*", { separator: "." })).toEqual(["app.name"]);
-    expect(await client.keys("app.**", { separator: "." })).toEqual(["app.db.host", "app.db.port", "app.name"]);
-    expect(await client.count("app.*")).toBe(3);
-    expect(await client.getPattern("app.db.*")).toEqual({ "app.db.host": "h", "app.db.port": 5432 });
-    const scanned: string[] = [];
-    for await (const key of client.scanIterator({ match: "app.*", count: 1 })) scanned.push(key);
-    expect(scanned.sort()).toEqual(["app.db.host", "app.db.port", "app.name"]);
-    const page = await client.scan({ match: "app.*", count: 100 });
-    expect(page.keys.sort()).toEqual(["app.db.host", "app.db.port", "app.name"]);
-    const sizes = (await client.storageSize("app.name", "app.db.host")) as Record<string, number>;
-    expect(Object.keys(sizes).sort()).toEqual(["app.db.host", "app.name"]);
-    expect(sizes["app.name"]).toBeGreaterThan(0);
-    expect(((await client.storageSize()) as { total: number }).total).toBeGreaterThan(0);
-    expect(await exact.keys("app.*")).toEqual([]);
-    expect(await exact.count()).toBe(Object.keys(values).length + 3);
-    expect(await client.deletePattern("app.db.*")).toBe(2);
-    expect(await client.keys("app.*")).toEqual(["app.name"]);
-
-    // TTL bookkeeping.
-    expect(await client.ttl("app.name")).toBeNull();
-    expect(await client.ttl("nothing")).toBe(-1);
-    expect(await client.expire("app.name", 100)).toBe(true);
-    const remaining = await client.ttl("app.name");
-    expect(remaining).toBeGreaterThan(90);
-    expect(remaining).toBeLessThanOrEqual(100);
-    expect(await client.persist("app.name")).toBe(true);
-    expect(await client.ttl("app.name")).toBeNull();
-    expect(await client.deleteExpired()).toBeGreaterThanOrEqual(0);
+    const exactKeyCount = await checkValueTypes(exact, bigints);
+    await checkWrites(client);
+    await checkPatternsAndTtl(client, exact, exactKeyCount);
 
     // Serializable reads may be served by any member; after the write is everywhere they agree.
     await cluster.waitForQuiescence(15_000);
