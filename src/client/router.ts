@@ -85,6 +85,7 @@ export class Router {
       if (addresses.includes(address) || this.seeds.includes(address)) continue;
       this.closeMember(member);
       this.members.delete(address);
+      if (this.leaderAddress === address) this.leaderAddress = null;
     }
   }
 

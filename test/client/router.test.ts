@@ -33,8 +33,10 @@ describe("Router", () => {
     const router = new Router(["seed:1"], SETTINGS);
     router.learnMembers(["x:1", "y:1"]);
     expect(router.addresses.sort()).toEqual(["seed:1", "x:1", "y:1"]);
+    router.setLeader("x:1");
     router.learnMembers(["y:1"]);
     expect(router.addresses.sort()).toEqual(["seed:1", "y:1"]);
+    expect(router.leader).toBeNull();
     router.setLeader("z:1");
     expect(router.addresses.sort()).toEqual(["seed:1", "y:1", "z:1"]);
     router.close();
