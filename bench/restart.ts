@@ -37,6 +37,8 @@ const RECOVERY_DEADLINE_MS = 10 * 60_000;
 const STOP_DEADLINE_MS = 30_000;
 /** The server's own bound on one request; a snapshot of millions of keys needs the most. */
 const SNAPSHOT_REQUEST_TIMEOUT_MS = 120_000;
+/** The client's own bound on any request, a little past the server's, so no answer is awaited forever. */
+const CLIENT_REQUEST_TIMEOUT_MS = SNAPSHOT_REQUEST_TIMEOUT_MS + 10_000;
 const KEYS_PER_MGET = 100;
 /** USER_HZ: /proc reports CPU time in these ticks, fixed at 100 for user space on Linux. */
 const PROC_TICKS_PER_SECOND = 100;
@@ -200,7 +202,7 @@ async function processCpuMs(pid: number): Promise<number | null> {
 }
 
 async function perform<Result>(connection: ClientConnection, request: OperationRequest<Result>): Promise<Result> {
-  return request.decodeResult(await connection.request(request.code, request.payload));
+  return request.decodeResult(await connection.request(request.code, request.payload, { timeoutMs: CLIENT_REQUEST_TIMEOUT_MS }));
 }
 
 /** Runs `task(0..count-1)` with at most `inFlight` tasks pending at once. */
@@ -316,7 +318,10 @@ async function recover(node: NodePorts, child: ChildProcess, startedAt: number, 
   const adminUpMs = await waitUntil("the admin endpoint", child, RECOVERY_DEADLINE_MS, async () => ((await admin(node, "/health")) === null ? null : since()));
   const healthyMs = await waitUntil("/health 200", child, RECOVERY_DEADLINE_MS, async () => ((await admin(node, "/health"))?.code === 200 ? since() : null));
   const applied = await waitUntil(`applied ${target}`, child, RECOVERY_DEADLINE_MS, async () => {
-    const current = await status(node);
+    // A poll may go unanswered while the node replays its log on the event loop: not yet, not an error.
+    const answer = await admin(node, "/status");
+    if (answer?.code !== 200) return null;
+    const current = answer.body as NodeStatus;
     return current.applied >= target ? { at: since(), cpuMs: child.pid === undefined ? null : await processCpuMs(child.pid), status: current } : null;
   });
   return { adminUpMs, healthyMs, appliedMs: applied.at, cpuMs: applied.cpuMs, after: applied.status };
