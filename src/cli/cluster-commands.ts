@@ -1,7 +1,6 @@
 import type { Command } from "commander";
 import type { CommandContext } from "./context.js";
 import { formatMemberTable, memberRows } from "./cluster-table.js";
-import { renderData } from "./output.js";
 import { restoreSnapshot, saveSnapshot } from "./snapshot-files.js";
 
 /** `kv cluster status|add|remove|transfer-leader` and `kv snapshot save|restore`. */
@@ -13,21 +12,21 @@ export function addClusterCommands(program: Command, context: CommandContext): v
     .action(() =>
       context.run(async (client) => {
         const rows = memberRows(await client.clusterStatus());
-        return context.mode === "plain" ? formatMemberTable(rows) : renderData(rows, context.mode);
+        return context.mode === "plain" ? formatMemberTable(rows) : context.render(rows);
       }),
     );
   cluster
     .command("add <id> <address>")
     .description("add a member: as a learner first, promoted once it caught up")
-    .action((id: string, address: string) => context.run(async (client) => renderData(await client.addMember(id, address), context.mode)));
+    .action((id: string, address: string) => context.run(async (client) => context.render(await client.addMember(id, address))));
   cluster
     .command("remove <id>")
     .description("remove a member")
-    .action((id: string) => context.run(async (client) => renderData(await client.removeMember(id), context.mode)));
+    .action((id: string) => context.run(async (client) => context.render(await client.removeMember(id))));
   cluster
     .command("transfer-leader [to]")
     .description("hand leadership to member <to>, or to the most up-to-date one")
-    .action((to: string | undefined) => context.run(async (client) => renderData(await client.transferLeader(to), context.mode)));
+    .action((to: string | undefined) => context.run(async (client) => context.render(await client.transferLeader(to))));
   addSnapshotCommands(program, context);
 }
 
@@ -44,10 +43,10 @@ function addSnapshotCommands(program: Command, context: CommandContext): void {
     .option("--peers <list>", "replace the snapshot's membership: name=host:port,... (as kv-node --peers)")
     .action(async (file: string, flags: { dataDir: string; peers?: string }) => {
       const restored = await restoreSnapshot(file, flags.dataDir, flags.peers);
-      context.print(context.mode === "plain" ? `restored snapshot at index ${restored.index} (term ${restored.term}, voters ${restored.voters.join(",")}) to ${restored.path}` : renderData(restored, context.mode));
+      context.print(context.mode === "plain" ? `restored snapshot at index ${restored.index} (term ${restored.term}, voters ${restored.voters.join(",")}) to ${restored.path}` : context.render(restored));
     });
 }
 
 function savedOutput(saved: { path: string; name: string; index: number; sizeBytes: number }, context: CommandContext): string {
-  return context.mode === "plain" ? `saved ${saved.name} (index ${saved.index}, ${saved.sizeBytes} bytes) to ${saved.path}` : renderData(saved, context.mode);
+  return context.mode === "plain" ? `saved ${saved.name} (index ${saved.index}, ${saved.sizeBytes} bytes) to ${saved.path}` : context.render(saved);
 }

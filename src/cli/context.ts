@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { KvClient } from "../client/client.js";
-import type { OutputMode } from "./output.js";
+import { renderData, type OutputMode } from "./output.js";
 import type { CliIo } from "./run.js";
 
 /** The options every `kv` command shares, given before the command name. */
@@ -53,6 +53,11 @@ export class CommandContext {
     } finally {
       await this.close();
     }
+  }
+
+  /** A result that is not a stored value (count, boolean, key list, info) in the output mode. */
+  render(data: unknown): string {
+    return renderData(data, this.mode);
   }
 
   print(text: string): void {
