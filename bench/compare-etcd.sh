@@ -70,7 +70,7 @@ bench() { # run-name target args...
   local run=$1 target=$2; shift 2
   local endpoints=$KV_ENDPOINTS
   if [ "$target" = etcd ]; then endpoints=$ETCD_ENDPOINTS; [ "$1" = put ] && endpoints=$ETCD_LEADER; fi
-  echo "kv-bench $* --target $target --endpoints $endpoints --key-space $KEY_SPACE" >&2
+  echo "[load $(cut -d' ' -f1-3 /proc/loadavg)] kv-bench $* --target $target --endpoints $endpoints --key-space $KEY_SPACE" | tee -a "$OUT/commands.log" >&2
   node dist/bin/kv-bench.js "$@" --target "$target" --endpoints "$endpoints" --key-space "$KEY_SPACE" --json >"$OUT/$target-$run.json"
 }
 
