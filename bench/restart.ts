@@ -73,6 +73,8 @@ interface Results {
   readonly snapshotFileBytes: number | null;
   readonly logDirectoryBytes: number;
   readonly adminUpMs: number;
+  /** Longest wait between two answers of the admin endpoint once it was up: the node's event loop was busy that long. */
+  readonly longestAdminSilenceMs: number;
   readonly healthyMs: number;
   readonly appliedMs: number;
   /** CPU time of the restarted node from spawn to applied: unlike wall time, a busy machine does not inflate it. */
@@ -306,6 +308,7 @@ async function prepare(node: NodePorts, child: ChildProcess, options: BenchOptio
 
 interface Recovery {
   readonly adminUpMs: number;
+  readonly longestAdminSilenceMs: number;
   readonly healthyMs: number;
   readonly appliedMs: number;
   readonly cpuMs: number | null;
@@ -315,16 +318,26 @@ interface Recovery {
 /** Phase 2: times each step of recovery of `child`, spawned on the same data directory at `startedAt`. */
 async function recover(node: NodePorts, child: ChildProcess, startedAt: number, target: number): Promise<Recovery> {
   const since = (): number => performance.now() - startedAt;
-  const adminUpMs = await waitUntil("the admin endpoint", child, RECOVERY_DEADLINE_MS, async () => ((await admin(node, "/health")) === null ? null : since()));
-  const healthyMs = await waitUntil("/health 200", child, RECOVERY_DEADLINE_MS, async () => ((await admin(node, "/health"))?.code === 200 ? since() : null));
+  let lastAnswerMs: number | null = null;
+  let longestAdminSilenceMs = 0;
+  const poll = async (path: "/health" | "/status"): ReturnType<typeof admin> => {
+    const answer = await admin(node, path);
+    if (answer === null) return null;
+    const now = since();
+    longestAdminSilenceMs = Math.max(longestAdminSilenceMs, now - (lastAnswerMs ?? now));
+    lastAnswerMs = now;
+    return answer;
+  };
+  const adminUpMs = await waitUntil("the admin endpoint", child, RECOVERY_DEADLINE_MS, async () => ((await poll("/health")) === null ? null : since()));
+  const healthyMs = await waitUntil("/health 200", child, RECOVERY_DEADLINE_MS, async () => ((await poll("/health"))?.code === 200 ? since() : null));
   const applied = await waitUntil(`applied ${target}`, child, RECOVERY_DEADLINE_MS, async () => {
     // A poll may go unanswered while the node replays its log on the event loop: not yet, not an error.
-    const answer = await admin(node, "/status");
+    const answer = await poll("/status");
     if (answer?.code !== 200) return null;
     const current = answer.body as NodeStatus;
     return current.applied >= target ? { at: since(), cpuMs: child.pid === undefined ? null : await processCpuMs(child.pid), status: current } : null;
   });
-  return { adminUpMs, healthyMs, appliedMs: applied.at, cpuMs: applied.cpuMs, after: applied.status };
+  return { adminUpMs, longestAdminSilenceMs, healthyMs, appliedMs: applied.at, cpuMs: applied.cpuMs, after: applied.status };
 }
 
 async function run(options: BenchOptions, root: string, live: Set<ChildProcess>): Promise<Results> {
@@ -356,6 +369,7 @@ async function run(options: BenchOptions, root: string, live: Set<ChildProcess>)
     snapshotFileBytes,
     logDirectoryBytes,
     adminUpMs: recovery.adminUpMs,
+    longestAdminSilenceMs: recovery.longestAdminSilenceMs,
     healthyMs: recovery.healthyMs,
     appliedMs: recovery.appliedMs,
     recoveryCpuMs: recovery.cpuMs,
@@ -376,6 +390,7 @@ function printTable(options: BenchOptions, results: Results): void {
     ["snapshot file", results.snapshotFileBytes === null ? "none" : `${mebibytes(results.snapshotFileBytes)} (${(results.snapshotFileBytes / options.keys).toFixed(1)} bytes/key)`],
     ["log tail", `${number(results.logTailEntries)} entries (last index ${number(results.lastIndexBeforeKill)}), log directory ${mebibytes(results.logDirectoryBytes)}`],
     ["restart: admin up", `${number(results.adminUpMs)} ms after spawn (snapshot restored, log loaded)`],
+    ["restart: admin silent", `${number(results.longestAdminSilenceMs)} ms at most between two answers after that (event loop busy)`],
     ["restart: /health 200", `${number(results.healthyMs)} ms after spawn`],
     ["restart: applied", `${number(results.appliedMs)} ms after spawn (applied >= ${number(results.lastIndexBeforeKill)})`],
     ["restart: node CPU", results.recoveryCpuMs === null ? "unknown (no /proc)" : `${number(results.recoveryCpuMs)} ms user + system, spawn to applied`],
