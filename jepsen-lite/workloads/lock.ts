@@ -4,7 +4,7 @@
  * checker sees acquires, releases and fenced writes of one lock together.
  */
 import type { SeededRandom } from "../random.js";
-import type { OperationOutcome, PlannedOperation, Workload } from "./workload.js";
+import { DECISIONS, type OperationOutcome, type PlannedOperation, type Workload } from "./workload.js";
 
 export interface LockWorkloadOptions {
   readonly locks: number;
@@ -33,7 +33,7 @@ export function lockWorkload(options: LockWorkloadOptions): Workload {
     f: "acquire", key: name, isRead: false,
     run: async (client): Promise<OperationOutcome> => {
       const result = await client.lock(name, ownerOf(process), ttlSeconds);
-      if (!result.acquired || result.token === null) return { type: "fail", error: "HELD" };
+      if (!result.acquired || result.token === null) return { type: "fail", error: DECISIONS.lockHeld };
       holdings.set(process, { name, token: result.token, wrote: false });
       return { type: "ok", value: result.token };
     },
@@ -53,7 +53,7 @@ export function lockWorkload(options: LockWorkloadOptions): Workload {
     f: "release", key: holding.name, isRead: false,
     run: async (client): Promise<OperationOutcome> => {
       holdings.delete(process);
-      return (await client.unlock(holding.name, ownerOf(process))) ? { type: "ok" } : { type: "fail", error: "NOT_HELD" };
+      return (await client.unlock(holding.name, ownerOf(process))) ? { type: "ok" } : { type: "fail", error: DECISIONS.lockNotHeld };
     },
   });
 

@@ -1,11 +1,14 @@
-/** Register workload: get / set / cas on many keys with a small value space, so cas often matches. */
+/**
+ * Register workload: get / set / cas on many keys with a small value space, so cas often matches.
+ * Values are bigints, as the runner's clients read Ints back (ints: "bigint").
+ */
 import type { HistoryValue } from "../history.js";
 import type { SeededRandom } from "../random.js";
-import type { PlannedOperation, Workload } from "./workload.js";
+import { DECISIONS, type PlannedOperation, type Workload } from "./workload.js";
 
 export interface RegisterWorkloadOptions {
   readonly keys: number;
-  /** Values are the integers 0 .. values-1. */
+  /** Values are the integers 0n .. values-1. */
   readonly values: number;
 }
 
@@ -18,7 +21,7 @@ function read(key: string): PlannedOperation {
   };
 }
 
-function write(key: string, value: number): PlannedOperation {
+function write(key: string, value: bigint): PlannedOperation {
   return {
     f: "write", key, value, isRead: false,
     run: async (client) => {
@@ -28,10 +31,10 @@ function write(key: string, value: number): PlannedOperation {
   };
 }
 
-function compareAndSet(key: string, expected: number | null, next: number): PlannedOperation {
+function compareAndSet(key: string, expected: bigint | null, next: bigint): PlannedOperation {
   return {
     f: "cas", key, value: [expected, next], isRead: false,
-    run: async (client) => ((await client.cas(key, expected, next)) ? { type: "ok" } : { type: "fail", error: "MISMATCH" }),
+    run: async (client) => ((await client.cas(key, expected, next)) ? { type: "ok" } : { type: "fail", error: DECISIONS.casMismatch }),
   };
 }
 
@@ -43,9 +46,9 @@ export function registerWorkload(options: RegisterWorkloadOptions): Workload {
       const key = keyOf(random.integer(0, options.keys - 1));
       const choice = random.next();
       if (choice < 0.5) return read(key);
-      if (choice < 0.75) return write(key, random.integer(0, options.values - 1));
-      const expected = random.next() < 0.1 ? null : random.integer(0, options.values - 1);
-      return compareAndSet(key, expected, random.integer(0, options.values - 1));
+      const value = (): bigint => BigInt(random.integer(0, options.values - 1));
+      if (choice < 0.75) return write(key, value());
+      return compareAndSet(key, random.next() < 0.1 ? null : value(), value());
     },
     finalOperations: () => Array.from({ length: options.keys }, (_, index) => read(keyOf(index))),
   };

@@ -15,6 +15,10 @@ export interface OperationOutcome {
   readonly error?: string;
 }
 
+/** Errors recorded for a `fail` that is the cluster's decision, not a fault. */
+export const DECISIONS = { casMismatch: "MISMATCH", lockHeld: "HELD", lockNotHeld: "NOT_HELD", fenced: "FENCED" } as const;
+export const DECISION_CODES: ReadonlySet<string> = new Set(Object.values(DECISIONS));
+
 export interface PlannedOperation {
   readonly f: string;
   readonly key: string;

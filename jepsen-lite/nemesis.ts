@@ -1,0 +1,237 @@
+/**
+ * The nemesis: a seeded schedule of faults, one at a time, each held 1–5 s and followed by 1–5 s
+ * of calm, then applied to a real cluster and healed. Which nodes a fault hits is drawn at plan
+ * time from the seed; "the leader" can only be known when the fault starts.
+ */
+import { KvError } from "../src/errors.js";
+import type { ClusterControl } from "./control.js";
+import { SeededRandom } from "./random.js";
+
+export const FAULT_GROUPS = ["kill", "pause", "partition", "clock"] as const;
+export type FaultGroup = (typeof FAULT_GROUPS)[number];
+
+export type FaultKind =
+  | "kill-one" | "kill-leader" | "kill-minority" | "kill-all"
+  | "pause-one" | "pause-leader"
+  | "partition-leader" | "partition-split" | "partition-ring" | "partition-one-way"
+  | "clock-offset";
+
+const KINDS_BY_GROUP: Readonly<Record<FaultGroup, readonly FaultKind[]>> = {
+  kill: ["kill-one", "kill-leader", "kill-minority", "kill-all"],
+  pause: ["pause-one", "pause-leader"],
+  partition: ["partition-leader", "partition-split", "partition-ring", "partition-one-way"],
+  clock: ["clock-offset"],
+};
+
+export interface PlannedFault {
+  readonly kind: FaultKind;
+  /** Milliseconds from the start of the run. */
+  readonly startMs: number;
+  readonly durationMs: number;
+  /** Nodes drawn at plan time, in an order that matters for the kind (see `applyFault`). */
+  readonly nodes: readonly string[];
+  /** clock-offset only: the shift of the node's wall clock. */
+  readonly clockOffsetMs?: number;
+  /** Partitions only: silently lose the traffic, or reset connections. */
+  readonly linkMode?: "drop" | "refuse";
+}
+
+export interface NemesisPlanOptions {
+  readonly seed: number;
+  readonly nodeIds: readonly string[];
+  readonly groups: readonly FaultGroup[];
+  /** Faults start no later than this (the final phase follows). */
+  readonly durationMs: number;
+  readonly minGapMs?: number;
+  readonly maxGapMs?: number;
+  readonly minFaultMs?: number;
+  readonly maxFaultMs?: number;
+  readonly maxClockOffsetMs?: number;
+}
+
+const DEFAULT_TIMING = { minGapMs: 1000, maxGapMs: 5000, minFaultMs: 1000, maxFaultMs: 5000, maxClockOffsetMs: 2000 };
+
+export function parseFaultGroups(text: string): FaultGroup[] {
+  if (text === "none") return [];
+  if (text === "all") return [...FAULT_GROUPS];
+  const groups = text.split(",").map((part) => part.trim());
+  for (const group of groups) {
+    if (!(FAULT_GROUPS as readonly string[]).includes(group)) throw new KvError("INVALID", `unknown nemesis "${group}" (all, none, ${FAULT_GROUPS.join(", ")})`);
+  }
+  return groups as FaultGroup[];
+}
+
+/** The kinds a cluster of this size can run: a ring needs 5 nodes, the rest at least 3. */
+function kindsFor(groups: readonly FaultGroup[], size: number): FaultKind[] {
+  const kinds = groups.flatMap((group) => KINDS_BY_GROUP[group]);
+  return kinds.filter((kind) => (kind === "partition-ring" ? size >= 5 : true));
+}
+
+function nodesFor(kind: FaultKind, random: SeededRandom, nodeIds: readonly string[]): string[] {
+  const shuffled = random.sample(nodeIds, nodeIds.length);
+  const minority = Math.floor((nodeIds.length - 1) / 2);
+  switch (kind) {
+    case "kill-minority":
+      return shuffled.slice(0, Math.max(1, minority));
+    case "partition-split":
+      // The first `minority` nodes form the minority side.
+      return shuffled;
+    case "partition-ring":
+    case "partition-one-way":
+    case "kill-all":
+      return shuffled;
+    default:
+      return shuffled.slice(0, 1);
+  }
+}
+
+/** The same options always give the same plan. */
+export function planNemesis(options: NemesisPlanOptions): PlannedFault[] {
+  const timing = { ...DEFAULT_TIMING, ...withoutUndefined(options) };
+  const kinds = kindsFor(options.groups, options.nodeIds.length);
+  const random = new SeededRandom(options.seed);
+  const plan: PlannedFault[] = [];
+  if (kinds.length === 0) return plan;
+  let startMs = random.integer(timing.minGapMs, timing.maxGapMs);
+  while (startMs < options.durationMs) {
+    const kind = random.pick(kinds);
+    const durationMs = Math.min(random.integer(timing.minFaultMs, timing.maxFaultMs), options.durationMs - startMs);
+    const nodes = nodesFor(kind, random, options.nodeIds);
+    const offset = kind === "clock-offset" ? random.integer(-timing.maxClockOffsetMs, timing.maxClockOffsetMs) : undefined;
+    const linkMode = kind.startsWith("partition") ? random.pick(["drop", "refuse"] as const) : undefined;
+    plan.push({ kind, startMs, durationMs, nodes, ...(offset === undefined ? {} : { clockOffsetMs: offset }), ...(linkMode === undefined ? {} : { linkMode }) });
+    startMs += durationMs + random.integer(timing.minGapMs, timing.maxGapMs);
+  }
+  return plan;
+}
+
+function withoutUndefined<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, field]) => field !== undefined)) as Partial<T>;
+}
+
+/** A fault as it happened, for the report. Times are nanoseconds on the history's clock. */
+export interface NemesisEvent {
+  readonly kind: FaultKind;
+  readonly nodes: readonly string[];
+  readonly startTime: number;
+  endTime: number;
+  readonly detail: string;
+}
+
+/** The directed links to cut for a partition: node -> the peers it must not reach. */
+export function partitionLinks(kind: FaultKind, nodes: readonly string[], leader: string | null): Array<readonly [string, string]> {
+  const cut: Array<readonly [string, string]> = [];
+  const both = (left: string, right: string): void => void cut.push([left, right], [right, left]);
+  const isolated = leader ?? nodes[0] ?? "";
+  switch (kind) {
+    case "partition-leader":
+      for (const other of nodes.length > 0 ? allOf(nodes, isolated) : []) both(isolated, other);
+      return cut;
+    case "partition-split": {
+      const minority = nodes.slice(0, Math.floor((nodes.length - 1) / 2) || 1);
+      const majority = nodes.filter((node) => !minority.includes(node));
+      for (const left of minority) for (const right of majority) both(left, right);
+      return cut;
+    }
+    case "partition-ring":
+      // Each node keeps only its two ring neighbours: every node sees a different majority.
+      nodes.forEach((left, index) => {
+        nodes.forEach((right, other) => {
+          const distance = Math.min(Math.abs(index - other), nodes.length - Math.abs(index - other));
+          if (distance > 1) cut.push([left, right]);
+        });
+      });
+      return cut;
+    case "partition-one-way":
+      // The leader still hears everyone but nobody hears it.
+      for (const other of allOf(nodes, isolated)) cut.push([isolated, other]);
+      return cut;
+    default:
+      throw new KvError("INVALID", `${kind} is not a partition`);
+  }
+}
+
+function allOf(nodes: readonly string[], except: string): string[] {
+  return nodes.filter((node) => node !== except);
+}
+
+/** The current leader as the nodes report it (highest term), or null. */
+export async function findLeader(control: ClusterControl): Promise<string | null> {
+  const leaders = [...(await control.statuses()).values()].filter((status) => status.role === "leader");
+  leaders.sort((left, right) => right.term - left.term);
+  return leaders[0]?.id ?? null;
+}
+
+/** Starts a fault; returns what it hit and how to heal it. */
+export async function applyFault(control: ClusterControl, fault: PlannedFault): Promise<{ nodes: string[]; detail: string; heal: () => Promise<void> }> {
+  const leader = fault.kind.endsWith("leader") || fault.kind === "partition-one-way" ? await findLeader(control) : null;
+  const single = leader ?? fault.nodes[0] ?? "";
+  switch (fault.kind) {
+    case "kill-one":
+    case "kill-leader":
+    case "kill-minority":
+    case "kill-all": {
+      const nodes = fault.kind === "kill-leader" || fault.kind === "kill-one" ? [single] : [...fault.nodes];
+      await Promise.all(nodes.map((node) => control.kill(node)));
+      return { nodes, detail: `kill -9 ${nodes.join(",")}`, heal: async () => nodes.forEach((node) => control.start(node)) };
+    }
+    case "pause-one":
+    case "pause-leader":
+      control.pause(single);
+      return { nodes: [single], detail: `SIGSTOP ${single}`, heal: async () => control.resume(single) };
+    case "clock-offset": {
+      const offset = fault.clockOffsetMs ?? 0;
+      await control.restart(single, offset);
+      return { nodes: [single], detail: `restart ${single} with clock offset ${offset} ms`, heal: () => control.restart(single, 0) };
+    }
+    default: {
+      const ordered = leader === null ? [...fault.nodes] : [leader, ...allOf(fault.nodes, leader)];
+      const links = partitionLinks(fault.kind, ordered, leader);
+      const mode = fault.linkMode ?? "drop";
+      for (const [from, to] of links) control.setLink(from, to, mode);
+      const detail = `${mode} ${links.map(([from, to]) => `${from}->${to}`).join(" ")}`;
+      return { nodes: ordered, detail, heal: async () => control.healLinks() };
+    }
+  }
+}
+
+export interface NemesisRunOptions {
+  readonly control: ClusterControl;
+  readonly plan: readonly PlannedFault[];
+  /** Nanoseconds on the history's clock. */
+  readonly now: () => number;
+  readonly shouldStop: () => boolean;
+  readonly onError: (message: string) => void;
+}
+
+/** Runs the plan in real time; every fault is healed before the next starts and before returning. */
+export async function runNemesis(options: NemesisRunOptions): Promise<NemesisEvent[]> {
+  const events: NemesisEvent[] = [];
+  const startNs = options.now();
+  for (const fault of options.plan) {
+    if (!(await sleepUntil(startNs + fault.startMs * 1e6, options))) break;
+    let applied: Awaited<ReturnType<typeof applyFault>>;
+    try {
+      applied = await applyFault(options.control, fault);
+    } catch (error) {
+      options.onError(`${fault.kind}: ${error instanceof Error ? error.message : String(error)}`);
+      continue;
+    }
+    const event: NemesisEvent = { kind: fault.kind, nodes: applied.nodes, startTime: options.now(), endTime: 0, detail: applied.detail };
+    events.push(event);
+    await sleepUntil(startNs + (fault.startMs + fault.durationMs) * 1e6, options);
+    await applied.heal().catch((error: unknown) => options.onError(`healing ${fault.kind}: ${error instanceof Error ? error.message : String(error)}`));
+    event.endTime = options.now();
+  }
+  return events;
+}
+
+/** Sleeps in short steps until `targetNs`; false when told to stop first. */
+async function sleepUntil(targetNs: number, options: NemesisRunOptions): Promise<boolean> {
+  const stepMs = 100;
+  while (options.now() < targetNs) {
+    if (options.shouldStop()) return false;
+    await new Promise((resolve) => setTimeout(resolve, Math.min(stepMs, (targetNs - options.now()) / 1e6)));
+  }
+  return true;
+}
