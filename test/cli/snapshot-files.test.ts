@@ -22,7 +22,7 @@ async function writtenSnapshot(directory: string): Promise<string> {
 
 let root: string;
 beforeAll(async () => {
-  root = await freshDirectory();
+  root = await mkdtemp(join(tmpdir(), "kv-restore-"));
 });
 afterAll(async () => {
   await rm(root, { recursive: true, force: true });
