@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
@@ -65,11 +65,16 @@ describe("parseTypedValue: one conversion per type flag", () => {
     expect(parseTypedValue("00ff10", "bytesHex")).toEqual(new Uint8Array([0, 255, 16]));
     expect(parseTypedValue("0xAB", "bytesHex")).toEqual(new Uint8Array([0xab]));
     expect(codeOf(() => parseTypedValue("abc", "bytesHex"))).toBe("VALUE_INVALID");
-    const file = join(mkdtempSync(join(tmpdir(), "kv-cli-")), "value.bin");
-    writeFileSync(file, Buffer.from([1, 2, 3, 0]));
-    expect(parseTypedValue(`@${file}`, "bytesFile")).toEqual(new Uint8Array([1, 2, 3, 0]));
-    expect(codeOf(() => parseTypedValue(file, "bytesFile"))).toBe("VALUE_INVALID");
-    expect(codeOf(() => parseTypedValue(`@${file}.missing`, "bytesFile"))).toBe("VALUE_INVALID");
+    const directory = mkdtempSync(join(tmpdir(), "kv-cli-"));
+    try {
+      const file = join(directory, "value.bin");
+      writeFileSync(file, Buffer.from([1, 2, 3, 0]));
+      expect(parseTypedValue(`@${file}`, "bytesFile")).toEqual(new Uint8Array([1, 2, 3, 0]));
+      expect(codeOf(() => parseTypedValue(file, "bytesFile"))).toBe("VALUE_INVALID");
+      expect(codeOf(() => parseTypedValue(`@${file}.missing`, "bytesFile"))).toBe("VALUE_INVALID");
+    } finally {
+      rmSync(directory, { recursive: true, force: true });
+    }
   });
 
   test("every type but null needs its argument", () => {
