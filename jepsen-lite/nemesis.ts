@@ -73,9 +73,8 @@ function nodesFor(kind: FaultKind, random: SeededRandom, nodeIds: readonly strin
   switch (kind) {
     case "kill-minority":
       return shuffled.slice(0, Math.max(1, minority));
-    case "partition-split":
-      // The first `minority` nodes form the minority side.
-      return shuffled;
+    case "partition-split": // the first `minority` nodes form the minority side
+    case "partition-leader": // the first is isolated when no leader is known
     case "partition-ring":
     case "partition-one-way":
     case "kill-all":
