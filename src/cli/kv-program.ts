@@ -13,7 +13,7 @@ import { runProgram, type CliIo } from "./run.js";
 export function createKvProgram(io: CliIo, environment: NodeJS.ProcessEnv = process.env): { program: Command; context: CommandContext } {
   const program = new Command()
     .name("kv")
-    .description("data-bridge-kv command-line client")
+    .description("data-bridge-kv command-line client. Global options go before the command: kv --json get key")
     .enablePositionalOptions()
     .option("--endpoints <list>", "kv://host:port[,host:port...][/namespace] (env KV_ENDPOINTS)", environment["KV_ENDPOINTS"] ?? DEFAULT_ENDPOINTS)
     .option("--namespace <name>", "confine every key and pattern to this namespace")

@@ -71,7 +71,7 @@ function addBenchOptions(command: Command): Command {
     .addOption(new Option("--target <store>", "what to measure").choices(["kv", "etcd"]).default("kv"))
     .option("--endpoints <list>", `kv: ${DEFAULT_ENDPOINTS.kv}; etcd: comma-separated URLs (default ${DEFAULT_ENDPOINTS.etcd})`)
     .option("--clients <n>", "concurrent requesters", bounded(MAX_CLIENTS), 1)
-    .option("--conns <n>", "connections the requesters share", bounded(MAX_CONNS), 1)
+    .option("--conns <n>", "connections the requesters share (kv: KvClients with one connection per node; etcd: keep-alive sockets)", bounded(MAX_CONNS), 1)
     .option("--total <n>", "requests in all", bounded(MAX_TOTAL_REQUESTS), 10_000)
     .option("--key-size <bytes>", "key length", bounded(256), 8)
     .option("--val-size <bytes>", "value length (random bytes)", bounded(MAX_VALUE_BYTES), 8)
