@@ -1,8 +1,8 @@
 /** Sequential models for the linearizability checker: a register and a mutex. */
 import { KvError } from "../../src/errors.js";
-import { completionTime, valueKey, type HistoryValue, type Operation } from "../history.js";
+import { completionIndex, completionTime, valueKey, type HistoryValue, type Operation } from "../history.js";
 import { inInvokeOrder, type Anomaly } from "./result.js";
-import type { SequentialModel, StepResult } from "./linearizable.js";
+import type { InfoBounds, SequentialModel, StepResult } from "./linearizable.js";
 
 /** A register operation with its values reduced to canonical keys once, not at every search step. */
 type RegisterCommand =
@@ -61,7 +61,61 @@ export function registerModel(): SequentialModel<string> {
       return command.expectedKey === state ? { ok: true, state: command.newKey } : { ok: false, state };
     },
     findImpossibleResults: findImpossibleRegisterResults,
+    boundInfo: boundRegisterInfo,
   };
+}
+
+/**
+ * Narrows the register's info operations. An info read constrains nothing: needless. For an info
+ * write or cas of a value v, the observers of v are the ok reads that returned it and the cas
+ * (ok, or info at any time) that expected it:
+ * - no observer: needless. In a valid order that includes it, the operations placed after it up
+ *   to the next write do not observe v (reads or cas there would be observers), so they succeed
+ *   without it too;
+ * - otherwise, by the same argument, it is of use only before the last observer completes;
+ * - and when it is the only operation that can have written v (not the initial null), some ok
+ *   observer proves it happened, before the first such observer completed.
+ * With a unique value per write, as workloads should use, this settles most info operations.
+ */
+function boundRegisterInfo(operations: readonly Operation[]): InfoBounds {
+  const observers = observationsByValue(operations);
+  const writers = new Map<string, number>();
+  for (const operation of operations) {
+    const written = operation.type === "fail" ? null : writtenKey(operation);
+    if (written !== null) writers.set(written, (writers.get(written) ?? 0) + 1);
+  }
+  const bounds = { needless: new Set<Operation>(), mustTakeEffectBefore: new Map<Operation, number>(), usefulOnlyBefore: new Map<Operation, number>() };
+  for (const operation of operations) {
+    if (operation.type !== "info") continue;
+    const written = writtenKey(operation);
+    const observed = written === null ? undefined : observers.get(written);
+    if (written === null || observed === undefined) bounds.needless.add(operation);
+    else if (writers.get(written) === 1 && written !== NULL_KEY && observed.firstOk < Infinity) bounds.mustTakeEffectBefore.set(operation, observed.firstOk);
+    else if (observed.last < Infinity) bounds.usefulOnlyBefore.set(operation, observed.last);
+  }
+  return bounds;
+}
+
+interface Observations {
+  /** Completion of the first ok observer (Infinity when only info cas observe). */
+  firstOk: number;
+  /** Completion of the last observer (Infinity when an info cas observes). */
+  last: number;
+}
+
+function observationsByValue(operations: readonly Operation[]): Map<string, Observations> {
+  const observations = new Map<string, Observations>();
+  for (const operation of operations) {
+    if (operation.type === "fail" || (operation.type === "info" && operation.f !== "cas")) continue;
+    const observed = operation.f === "cas" ? valueKey(casPair(operation)[0]) : operation.f === "read" ? valueKey(operation.value ?? null) : null;
+    if (observed === null) continue;
+    const completion = completionIndex(operation);
+    const entry = observations.get(observed) ?? { firstOk: Infinity, last: -Infinity };
+    if (operation.type === "ok") entry.firstOk = Math.min(entry.firstOk, completion);
+    entry.last = Math.max(entry.last, completion);
+    observations.set(observed, entry);
+  }
+  return observations;
 }
 
 /** The value an ok read returned, or an ok cas found, as the operation that observed it. */

@@ -181,6 +181,26 @@ describe("simulated registers", () => {
     expect(elapsedMs).toBeLessThan(30_000);
   });
 
+  it("a stale read deep in one key's 3,000 operations, many of them info, is found", () => {
+    // Unique values let the register model settle most info operations before the search.
+    const events = simulateRegister({ ...SIMULATION, seed: 3, operations: 3_000, keys: 1, processes: 8, valueRange: 1e9, infoProbability: 0.1 });
+    const reads = events.filter((event) => event.f === "read" && event.type === "ok");
+    const target = reads[Math.floor(reads.length * 0.9)]!;
+    const olderWrites = events.filter((event) => event.f === "write" && event.type === "ok" && event.index < target.index - 200);
+    const stale = olderWrites[olderWrites.length - 1]!;
+    const invoke = events.filter((event) => event.process === stale.process && event.type === "invoke" && event.index < stale.index).pop()!;
+    const mutated = events.map((event) => (event === target ? { ...event, value: invoke.value ?? null } : event));
+    expect(checkRegister(events, searchOnlyRegisterModel()).valid).toBe(true);
+    const startMs = performance.now();
+    const result = checkRegister(mutated, searchOnlyRegisterModel());
+    console.log(`stale read in 3,000 operations on one key: ${(performance.now() - startMs).toFixed(0)} ms, ${result.stats.searchSteps} search steps`);
+    expect(result.valid).toBe(false);
+    const reported = result.anomalies[0]?.operations ?? [];
+    expect(reported.some((operation) => operation.completion?.index === target.index)).toBe(true);
+    // Only the operations around the failing read, not every earlier info operation.
+    expect(reported.length).toBeLessThan(20);
+  });
+
   it("property: simulated histories are linearizable, and one impossible read makes them not", () => {
     fc.assert(
       fc.property(fc.integer({ min: 0, max: 2 ** 31 }), fc.integer({ min: 1, max: 8 }), fc.nat(), (seed, processes, choice) => {
@@ -237,7 +257,7 @@ describe("agreement with a brute-force reference", () => {
     let invalidSeen = 0;
     fc.assert(
       fc.property(fc.integer({ min: 0, max: 2 ** 31 }), fc.nat(), fc.integer({ min: 0, max: 2 }), (seed, choice, replacement) => {
-        const simulated = simulateRegister({ ...SIMULATION, seed, operations: 7, keys: 1, processes: 3, valueRange: 3, infoProbability: 0.15, refusedWriteProbability: 0.1 });
+        const simulated = simulateRegister({ ...SIMULATION, seed, operations: 7, keys: 1, processes: 3, valueRange: 2 + (seed % 4), infoProbability: 0.3, refusedWriteProbability: 0.1 });
         const reads = simulated.filter((event) => event.f === "read" && event.type === "ok");
         const target = reads[choice % Math.max(reads.length, 1)];
         const events = simulated.map((event) => (event === target ? { ...event, value: replacement } : event));
