@@ -112,7 +112,7 @@ describe("random message loss, reordering, partitions and restarts", () => {
         cluster.tick(5);
         for (const id of IDS) expect(cluster.member(id).applied).toEqual(cluster.member(leader).applied);
       }),
-      { numRuns: 60 },
+      { numRuns: 40 },
     );
     // The faults must leave room for progress (about 70% of runs commit), or the test would prove nothing.
     expect(committedDuringFaults.filter((count) => count > 0).length).toBeGreaterThan(committedDuringFaults.length * 0.4);
