@@ -268,14 +268,14 @@ class LinearizationSearch<State> {
     return null;
   }
 
+  /** Remembers the furthest return the search could not get past, and the states it had there. */
   private noteFailure(returnEntry: Entry): void {
-    const state = this.state;
     if (this.failedReturn === null || returnEntry.position > this.failedReturn.position) {
       this.failedReturn = returnEntry;
       this.statesAtFailure.clear();
     }
     if (returnEntry === this.failedReturn && this.statesAtFailure.size < MAX_REPORTED_STATES) {
-      this.statesAtFailure.add(this.model.key(state));
+      this.statesAtFailure.add(this.model.key(this.state));
     }
   }
 
