@@ -123,9 +123,16 @@ describe("classic violations are caught", () => {
 
   it("a search that runs out of budget is unknown, not valid", () => {
     const events = simulateRegister({ ...SIMULATION, seed: 7, operations: 400, keys: 1, processes: 8, infoProbability: 0.3 });
-    const result = checkLinearizable(pairOperations(events), registerModel(), { maxMemoEntriesPerKey: 5 });
-    expect(result.valid).toBe("unknown");
-    expect(result.stats.unknownKeys).toEqual(["k0"]);
+    const operations = pairOperations(events);
+    const outOfMemory = checkLinearizable(operations, registerModel(), { maxMemoEntriesPerKey: 5 });
+    expect(outOfMemory.valid).toBe("unknown");
+    expect(outOfMemory.stats.unknownKeys).toEqual(["k0"]);
+    // 400 operations take more steps than one clock check apart, so a zero budget runs out.
+    const outOfTime = checkLinearizable(operations, registerModel(), { timeBudgetPerKeyMs: 0 });
+    expect(outOfTime.valid).toBe("unknown");
+    // One invalid key outweighs an unknown one.
+    const withViolation = new HistoryBuilder().operation(0, "write", "other", 1, "ok").operation(1, "read", "other", undefined, "ok", null).events();
+    expect(checkLinearizable([...operations, ...pairOperations(withViolation)], registerModel(), { maxMemoEntriesPerKey: 5 }).valid).toBe(false);
   });
 });
 
