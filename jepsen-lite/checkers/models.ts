@@ -159,7 +159,7 @@ function findImpossibleRegisterResults(key: string, operations: readonly Operati
 }
 
 /** Mutex state: free, or held by a process since a grant no earlier than `grantedAtTime`. */
-interface MutexState {
+export interface MutexState {
   readonly holder: number | null;
   readonly grantedAtTime: number;
 }
