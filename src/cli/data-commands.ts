@@ -59,9 +59,16 @@ function addWriteCommands(program: Command, context: CommandContext): void {
       };
       return context.run(async (client) => context.render(await client.set(key, value, options)));
     });
-  program.command("setmetadata <key> <json>").description("replace the user metadata map of an existing key").action((key: string, json: string) => context.run(async (client) => context.render(await client.setMetadata(key, metadataOf(json)))));
+  program.command("setmetadata <key> <json>").description("replace the user metadata map of an existing key").action((key: string, json: string) => {
+    const metadata = metadataOf(json);
+    return context.run(async (client) => context.render(await client.setMetadata(key, metadata)));
+  });
   program.command("del <keys...>").description("delete keys; prints how many existed").action((keys: string[]) => context.run(async (client) => context.render(await client.delete(...keys))));
   addArithmeticCommands(program, context);
+  addAppendCasMset(program, context);
+}
+
+function addAppendCasMset(program: Command, context: CommandContext): void {
   withTypeFlags(program.command("append <key> [value]").description("append to a string, bytes or list; prints the new length")).action(function (this: Command, key: string, text: string | undefined, flags: Flags) {
     const value = typedValue(this, text, flags);
     return context.run(async (client) => context.render(await client.append(key, value)));
