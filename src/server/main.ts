@@ -83,7 +83,7 @@ export async function runNode(options: NodeCommandLine): Promise<void> {
 function adminSource(node: ReplicatedNode): Parameters<typeof startAdminServer>[1] {
   return {
     metrics: node.metrics,
-    healthy: () => node.status().leader !== null,
+    healthy: () => node.isHealthy(),
     status: () => node.status(),
   };
 }

@@ -73,6 +73,19 @@ interface PendingRead {
 /** Messages only a leader sends, which acknowledge nothing about the sender's own disk. */
 const LEADER_REPLICATION: ReadonlySet<Message["type"]> = new Set(["appendEntries", "heartbeat", "installSnapshot"]);
 
+/** How the core's refusals reach clients; all but an invalid change are worth retrying. */
+const RAFT_REFUSALS: Readonly<Record<RaftError["code"], KvError["code"]>> = {
+  NOT_LEADER: "NOT_LEADER",
+  BUSY: "BUSY",
+  TRANSFERRING: "UNAVAILABLE",
+  MEMBERSHIP_CHANGE_PENDING: "UNAVAILABLE",
+  // An argument the cluster refuses (adding a member twice): answered, the connection stays open.
+  INVALID_MEMBERSHIP_CHANGE: "VALUE_INVALID",
+};
+
+/** Longest stretch of applying entries without yielding to the event loop. */
+const APPLY_SLICE_MS = 10;
+
 /** Most expired keys one active-expiry entry purges, so applying it stays short. */
 const PURGE_LIMIT = 10_000;
 
@@ -105,6 +118,8 @@ export class ReplicatedNode {
   private purgeInFlight = false;
   private appliedMembership: Membership;
   private durableHardState: HardState;
+  /** Commit index on disk at start-up: until applied reaches it, the node is still recovering. */
+  private readonly recoveredCommit: number;
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly counters: { readonly proposals: Counter; readonly reads: Counter; readonly readies: Counter; readonly timeouts: Counter };
 
@@ -119,6 +134,7 @@ export class ReplicatedNode {
   ) {
     this.appliedMembership = storage.snapshotMetadata().membership;
     this.durableHardState = storage.initialState().hardState;
+    this.recoveredCommit = this.durableHardState.commit;
     this.counters = {
       proposals: this.metrics.counter("kv_proposals_total", "Commands proposed by this node as leader."),
       reads: this.metrics.counter("kv_linearizable_reads_total", "Linearizable reads served."),
@@ -366,7 +382,7 @@ export class ReplicatedNode {
         const leader = this.leaderAddress(error.leader);
         throw new KvError("NOT_LEADER", error.message, leader === null ? {} : { leader });
       }
-      throw new KvError(error.code === "BUSY" ? "BUSY" : error.code === "TRANSFERRING" ? "UNAVAILABLE" : "INVALID", error.message);
+      throw new KvError(RAFT_REFUSALS[error.code], error.message);
     }
   }
 
@@ -424,7 +440,7 @@ export class ReplicatedNode {
     const installed = await this.persist(ready);
     this.options.sender.send(afterPersist);
     if (installed !== null) await this.installSnapshot(installed);
-    this.applyEntries(ready.committedEntries);
+    await this.applyEntries(ready.committedEntries);
     this.acceptReadStates(ready);
     this.raft.advance();
     if (ready.softState !== undefined) this.onSoftState();
@@ -486,14 +502,31 @@ export class ReplicatedNode {
     }
   }
 
-  private applyEntries(entries: readonly LogEntry[]): void {
+  /**
+   * Applies in slices of at most APPLY_SLICE_MS, yielding to the event loop between them: a
+   * restart replays a whole log tail in one Ready, and the node must keep answering meanwhile.
+   */
+  private async applyEntries(entries: readonly LogEntry[]): Promise<void> {
+    let sliceStart = performance.now();
     for (const entry of entries) {
       if (entry.index <= this.applied) continue;
       const outcome = this.applyEntry(entry);
       this.applied = entry.index;
       this.settleProposal(entry, outcome);
+      if (performance.now() - sliceStart < APPLY_SLICE_MS) continue;
+      this.serveConfirmedReads();
+      await new Promise((resolve) => setImmediate(resolve));
+      sliceStart = performance.now();
     }
     this.serveConfirmedReads();
+  }
+
+  /**
+   * Ready to serve: a leader is known and everything committed before this process started has
+   * been applied again (a restarting node replays its log before it counts as healthy).
+   */
+  isHealthy(): boolean {
+    return this.raft.status().leader !== null && this.applied >= this.recoveredCommit;
   }
 
   private applyEntry(entry: LogEntry): Outcome<unknown> {
@@ -617,9 +650,17 @@ export class ReplicatedNode {
   }
 }
 
+/** Reads the (already verified) snapshot once, restores the engine from it and keeps the bytes for followers. */
 async function restoreEngine(engine: Engine, snapshot: SnapshotFile): Promise<Uint8Array> {
-  await engine.restore(snapshot.data());
-  return readAll(snapshot);
+  const data = await readAll(snapshot);
+  await engine.restore(slices(data, RESTORE_SLICE_BYTES));
+  return data;
+}
+
+const RESTORE_SLICE_BYTES = 1024 * 1024;
+
+async function* slices(data: Uint8Array, sliceBytes: number): AsyncGenerator<Uint8Array> {
+  for (let offset = 0; offset < data.byteLength; offset += sliceBytes) yield data.subarray(offset, offset + sliceBytes);
 }
 
 function failure(code: KvError["code"], message: string): Outcome<never> {

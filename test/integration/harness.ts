@@ -255,6 +255,17 @@ export class Cluster {
     return { id: found.id, address: this.node(found.id).address, term: found.term, elapsedMs: Date.now() - since };
   }
 
+  /**
+   * Waits until every live node answers on its admin endpoint and returns that moment: the
+   * cluster has started. Node start-up itself (loading Node.js and the modules) is not part of
+   * an election, and on a loaded machine it alone can take seconds.
+   */
+  async waitForAllListening(deadlineMs: number): Promise<number> {
+    const listening = await pollUntil(deadlineMs, async () => ((await this.statuses()).size === this.liveIds().length ? Date.now() : null));
+    if (listening === null) throw new Error(`not every node was listening within ${deadlineMs} ms`);
+    return listening;
+  }
+
   /** Waits until every live node has applied at least `index`, or throws with their statuses. */
   async waitForApplied(index: number, deadlineMs: number, ids = this.liveIds()): Promise<Map<string, NodeStatus>> {
     let last = new Map<string, NodeStatus>();
