@@ -12,7 +12,7 @@ export default defineConfig({
         test: {
           name: "unit",
           include: ["test/**/*.test.ts", "src/**/*.test.ts", "jepsen-lite/**/*.test.ts"],
-          exclude: [...configDefaults.exclude, "test/integration/**"],
+          exclude: [...configDefaults.exclude, "test/integration/**", "test/jepsen/smoke.test.ts"],
           sequence: { groupOrder: 0 },
         },
       },
@@ -20,7 +20,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: "integration",
-          include: ["test/integration/**/*.test.ts"],
+          include: ["test/integration/**/*.test.ts", "test/jepsen/smoke.test.ts"],
           // Real kv-node processes on a freshly compiled dist, one file at a time and after the
           // unit tests, so election and failover times are not measured against a busy CPU.
           globalSetup: ["test/integration/global-setup.ts"],

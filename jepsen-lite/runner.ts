@@ -51,8 +51,9 @@ const QUIESCENCE_DEADLINE_MS = 20_000;
 const FINAL_READ_ATTEMPTS = 5;
 const PAUSE_BETWEEN_OPERATIONS_MS = 20;
 const CHECKER_TIME_BUDGET_PER_KEY_MS = 10_000;
-/** Raft white-box limits of the timings used (tick 50 ms, election 10 ticks): room enough for recovery. */
+/** Role changes are logged at info level, and the white-box check reads them. */
 const NODE_OPTIONS = ["--log-level", "info"];
+const INTERRUPT_SIGNALS = ["SIGINT", "SIGTERM"] as const;
 
 export interface RunResult {
   readonly valid: boolean | "unknown";
@@ -99,12 +100,19 @@ export async function run(options: RunOptions): Promise<RunResult> {
   const startedAt = Date.now();
   await mkdir(options.outDirectory, { recursive: true });
   const control = await ClusterControl.create({ size: options.nodes, directory: join(options.outDirectory, "cluster"), fsync: options.fsync, nodeOptions: NODE_OPTIONS });
+  // Whatever ends the harness, no node may outlive it.
   const killOnExit = (): void => control.killAllNow();
+  const killOnSignal = (signal: NodeJS.Signals): void => {
+    control.killAllNow();
+    process.kill(process.pid, signal);
+  };
   process.once("exit", killOnExit);
+  for (const signal of INTERRUPT_SIGNALS) process.once(signal, killOnSignal);
   try {
     return await runOnCluster(control, options, log, startedAt);
   } finally {
     process.removeListener("exit", killOnExit);
+    for (const signal of INTERRUPT_SIGNALS) process.removeListener(signal, killOnSignal);
     await control.stop();
   }
 }
@@ -177,10 +185,9 @@ async function finalReads(context: FinishContext): Promise<void> {
   let process = context.recorder.newProcess();
   for (const operation of context.workloads.flatMap((workload) => workload.finalOperations())) {
     for (let attempt = 0; attempt < FINAL_READ_ATTEMPTS; attempt++) {
-      const before = context.recorder.events().length;
-      process = await recordOperation(context.recorder, client, process, operation);
-      const completion = context.recorder.events()[before + 1];
-      if (completion?.type === "ok") break;
+      const recorded = await recordOperation(context.recorder, client, process, operation);
+      process = recorded.nextProcess;
+      if (recorded.completion.type === "ok") break;
     }
   }
 }

@@ -5,7 +5,7 @@
  */
 import type { KvClient } from "../../src/client/client.js";
 import { KvError } from "../../src/errors.js";
-import type { HistoryRecorder, HistoryValue } from "../history.js";
+import type { HistoryRecorder, HistoryValue, OperationEvent } from "../history.js";
 import type { SeededRandom } from "../random.js";
 
 /** What an operation returned: `fail` for a definite "did not happen" answer (cas mismatch, lock held). */
@@ -53,20 +53,21 @@ export function isDefiniteFailure(operation: PlannedOperation, error: unknown): 
   return operation.isRead || DEFINITE_FAILURES.has(errorCodeOf(error));
 }
 
-/** Executes one operation and records it; returns the process to continue as. */
-export async function recordOperation(recorder: HistoryRecorder, client: KvClient, process: number, operation: PlannedOperation): Promise<number> {
+export interface RecordedOperation {
+  readonly completion: OperationEvent;
+  /** The process to continue as: a new one after `info`. */
+  readonly nextProcess: number;
+}
+
+/** Executes one operation and records its invoke and completion. */
+export async function recordOperation(recorder: HistoryRecorder, client: KvClient, process: number, operation: PlannedOperation): Promise<RecordedOperation> {
   const invoke = recorder.invoke(process, operation.f, operation.key, operation.value);
   try {
     const outcome = await operation.run(client);
-    recorder.complete(invoke, outcome.type, outcome.value, outcome.error);
-    return process;
+    return { completion: recorder.complete(invoke, outcome.type, outcome.value, outcome.error), nextProcess: process };
   } catch (error) {
-    if (isDefiniteFailure(operation, error)) {
-      recorder.complete(invoke, "fail", undefined, errorCodeOf(error));
-      return process;
-    }
-    recorder.complete(invoke, "info", undefined, errorCodeOf(error));
-    return recorder.newProcess();
+    if (isDefiniteFailure(operation, error)) return { completion: recorder.complete(invoke, "fail", undefined, errorCodeOf(error)), nextProcess: process };
+    return { completion: recorder.complete(invoke, "info", undefined, errorCodeOf(error)), nextProcess: recorder.newProcess() };
   }
 }
 
@@ -85,7 +86,8 @@ export interface WorkerOptions {
 export async function runWorker(options: WorkerOptions): Promise<void> {
   let process = options.recorder.newProcess();
   while (!options.shouldStop()) {
-    process = await recordOperation(options.recorder, options.client, process, options.workload.nextOperation(options.random, process));
+    const recorded = await recordOperation(options.recorder, options.client, process, options.workload.nextOperation(options.random, process));
+    process = recorded.nextProcess;
     if (options.pauseMs > 0) await new Promise((resolve) => setTimeout(resolve, options.random.integer(0, options.pauseMs)));
   }
 }
