@@ -42,7 +42,6 @@ export interface ClusterConfig {
   readonly clientTimeoutMs: number;
   /** Ready batches handled for one input before the core is declared stuck in a loop. */
   readonly maxReadyBatchesPerInput: number;
-  readonly traceLines: number;
 }
 
 export const DEFAULT_CLUSTER_CONFIG: ClusterConfig = {
@@ -62,7 +61,6 @@ export const DEFAULT_CLUSTER_CONFIG: ClusterConfig = {
   maxPendingRequestsPerNode: 1_000,
   clientTimeoutMs: 3_000,
   maxReadyBatchesPerInput: 1_000,
-  traceLines: 400,
 };
 
 export interface NodeSetup {
@@ -148,7 +146,6 @@ export class SimulatedCluster {
   crashDuringReadyProbability: number;
   crashAtLeaderMilestoneProbability: number;
   private readonly acknowledgedOperations = new Set<number>();
-  private readonly traceBuffer: string[] = [];
   private nextOperationId = 1;
   private nextReadId = 1;
 
@@ -198,15 +195,9 @@ export class SimulatedCluster {
     return [...this.nodes.values()].filter((node) => node.up);
   }
 
+  /** Notable events (not every message), for the report of a failing seed. */
   trace(text: string): void {
-    const line = `[${this.clock.nowMs}ms] ${text}`;
-    this.traceBuffer.push(line);
-    if (this.traceBuffer.length > this.config.traceLines) this.traceBuffer.shift();
-    this.onTrace?.(line);
-  }
-
-  recentTrace(): readonly string[] {
-    return this.traceBuffer;
+    this.onTrace?.(`[${this.clock.nowMs}ms] ${text}`);
   }
 
   runFor(durationMs: number): void {

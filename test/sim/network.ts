@@ -86,10 +86,6 @@ export class SimulatedNetwork {
     this.blockedLinks.add(linkKey(from, to));
   }
 
-  unblockLink(from: NodeId, to: NodeId): void {
-    this.blockedLinks.delete(linkKey(from, to));
-  }
-
   isBlocked(from: NodeId, to: NodeId): boolean {
     return this.blockedLinks.has(linkKey(from, to));
   }
@@ -111,10 +107,6 @@ export class SimulatedNetwork {
 
   heal(): void {
     this.blockedLinks.clear();
-  }
-
-  get blockedLinkCount(): number {
-    return this.blockedLinks.size;
   }
 
   private transmit(message: Message): void {

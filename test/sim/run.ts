@@ -16,6 +16,8 @@ interface Totals {
   simulatedMs: number;
   acknowledgedWrites: number;
   servedReads: number;
+  failedReads: number;
+  messagesDelivered: number;
   leadersElected: number;
   crashes: number;
   snapshotsInstalled: number;
@@ -38,7 +40,7 @@ function main(): void {
   if (!Number.isSafeInteger(first) || !Number.isSafeInteger(count) || count < 1) {
     throw new RangeError("--seeds, --start and SEED must be integers");
   }
-  const totals: Totals = { seeds: 0, simulatedMs: 0, acknowledgedWrites: 0, servedReads: 0, leadersElected: 0, crashes: 0, snapshotsInstalled: 0, membershipChanges: 0, failedSeeds: [] };
+  const totals: Totals = { seeds: 0, simulatedMs: 0, acknowledgedWrites: 0, servedReads: 0, failedReads: 0, messagesDelivered: 0, leadersElected: 0, crashes: 0, snapshotsInstalled: 0, membershipChanges: 0, failedSeeds: [] };
   const startedMs = performance.now();
   for (let seed = first; seed < first + count; seed++) {
     const passed = runOne(seed, totals, values.trace);
@@ -75,6 +77,8 @@ function add(totals: Totals, report: RunReport): void {
   totals.simulatedMs += report.simulatedMs;
   totals.acknowledgedWrites += report.acknowledgedWrites;
   totals.servedReads += report.servedReads;
+  totals.failedReads += report.failedReads;
+  totals.messagesDelivered += report.messagesDelivered;
   totals.leadersElected += report.leadersElected;
   totals.crashes += report.crashes;
   totals.snapshotsInstalled += report.snapshotsInstalled;
@@ -84,7 +88,8 @@ function add(totals: Totals, report: RunReport): void {
 function printTotals(totals: Totals, first: number, wallSeconds: number): void {
   console.log(`seeds run: ${totals.seeds} (${first}..${first + totals.seeds - 1})`);
   console.log(`simulated time: ${(totals.simulatedMs / 1000).toFixed(1)} s (${(totals.simulatedMs / 1000 / 3600).toFixed(2)} h)`);
-  console.log(`acknowledged writes: ${totals.acknowledgedWrites}, linearizable reads served: ${totals.servedReads}`);
+  console.log(`acknowledged writes: ${totals.acknowledgedWrites}, linearizable reads served: ${totals.servedReads} (failed or timed out: ${totals.failedReads})`);
+  console.log(`messages delivered: ${totals.messagesDelivered}`);
   console.log(`leaders elected: ${totals.leadersElected}, crashes: ${totals.crashes}, snapshots installed: ${totals.snapshotsInstalled}, membership changes: ${totals.membershipChanges}`);
   console.log(`violations: ${totals.failedSeeds.length}${totals.failedSeeds.length > 0 ? ` (seeds ${totals.failedSeeds.join(", ")})` : ""}`);
   console.log(`wall time: ${wallSeconds.toFixed(1)} s`);

@@ -60,9 +60,9 @@ const MIN_VOTERS = 3;
  * After every fault heals, a leader must be elected and commit a write within this much simulated
  * time (30 base election timeouts of 100 ms), and every member must catch up within as much again.
  */
-export const LIVENESS_BOUND_MS = 3_000;
+const LIVENESS_BOUND_MS = 3_000;
 
-export function chooseProfile(random: Random): RunProfile {
+function chooseProfile(random: Random): RunProfile {
   return {
     voters: random.chance(0.5) ? 3 : 5,
     faults: {
@@ -102,7 +102,7 @@ export function runSeed(seed: number, onTrace: ((line: string) => void) | null =
   return report(seed, profile, cluster);
 }
 
-export function createCluster(random: Random, profile: RunProfile, onTrace: ((line: string) => void) | null): SimulatedCluster {
+function createCluster(random: Random, profile: RunProfile, onTrace: ((line: string) => void) | null): SimulatedCluster {
   const ids = Array.from({ length: profile.voters }, (_, index) => `n${index + 1}`);
   const membership: Membership = { voters: ids, learners: [], addresses: Object.fromEntries(ids.map((id) => [id, `sim://${id}`])) };
   const config: ClusterConfig = {
@@ -114,8 +114,8 @@ export function createCluster(random: Random, profile: RunProfile, onTrace: ((li
   return new SimulatedCluster(config, random.fork(), membership, ids.map((id) => ({ id })), onTrace);
 }
 
-/** Restarts every crashed node that is still a member and makes the network reliable. */
-export function healEverything(cluster: SimulatedCluster): void {
+/** Restarts every crashed node that was not removed and makes the network reliable. */
+function healEverything(cluster: SimulatedCluster): void {
   cluster.trace("heal: network reliable, every node restarted");
   cluster.network.heal();
   cluster.network.setFaults(RELIABLE_NETWORK);
@@ -125,7 +125,7 @@ export function healEverything(cluster: SimulatedCluster): void {
 }
 
 /** A leader is elected and commits a new write within the bound. */
-export function assertLiveness(cluster: SimulatedCluster): void {
+function assertLiveness(cluster: SimulatedCluster): void {
   let probe: { readonly node: SimulatedNode; readonly term: number; readonly operationId: number } | null = null;
   const committed = cluster.runUntil(() => {
     if (probe !== null && cluster.isAcknowledged(probe.operationId)) return true;
@@ -155,7 +155,7 @@ function describeNodes(cluster: SimulatedCluster): string {
 }
 
 /** Every member catches up with the leader, holds the same state, and lost no acknowledged write. */
-export function assertConvergence(cluster: SimulatedCluster): void {
+function assertConvergence(cluster: SimulatedCluster): void {
   // The leader may still change here (say it applies its own removal), so each check asks the current one.
   const converged = cluster.runUntil(() => {
     const leader = cluster.leader();
