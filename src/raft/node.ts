@@ -558,7 +558,10 @@ export class RaftNode {
   }
 
   private handleHeartbeat(message: Extract<Message, { type: "heartbeat" }>): void {
-    this.log.commitTo(message.commit);
+    // A leader sends min(match, commit), so a commit beyond our log means this node lost the
+    // entries it once acknowledged (a wiped data directory). Taking it would break the log
+    // invariant; ignoring it lets AppendEntries rebuild the log through its consistency check.
+    if (message.commit <= this.log.lastIndex()) this.log.commitTo(message.commit);
     this.send({ type: "heartbeatResponse", ...this.header(message.from), readRound: message.readRound });
   }
 
