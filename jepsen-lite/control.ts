@@ -65,7 +65,7 @@ class NodeProcess {
 export class ClusterControl {
   private readonly processes = new Map<string, NodeProcess>();
   private readonly clockOffsets = new Map<string, number>();
-  /** Crashes seen: nodes that exited without being killed. */
+  /** Crashes seen: nodes that exited without being killed, with their exit code or signal. */
   readonly crashes: string[] = [];
 
   private constructor(
@@ -127,7 +127,7 @@ export class ClusterControl {
     closeSync(logDescriptor);
     const started = new NodeProcess(child);
     void started.exit.then(() => {
-      if (!started.killed) this.crashes.push(id);
+      if (!started.killed) this.crashes.push(`${id} exited by itself (code ${String(child.exitCode)}, signal ${String(child.signalCode)})`);
     });
     this.processes.set(id, started);
   }

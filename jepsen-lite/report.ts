@@ -10,7 +10,7 @@ import type { NemesisEvent } from "./nemesis.js";
 import { DECISION_CODES } from "./workloads/workload.js";
 
 /** Drawn marks per plot; a longer history is sampled evenly so the page stays small. */
-export const MAX_PLOTTED_OPERATIONS = 20_000;
+export const MAX_PLOTTED_OPERATIONS = 10_000;
 const MAX_LANES = 120;
 const MAX_LISTED_ANOMALIES = 20;
 const PLOT_WIDTH = 1100;
@@ -223,7 +223,7 @@ function collectAnomalies(input: ReportInput): Anomaly[] {
 
 function anomalySection(input: ReportInput): string {
   const anomalies = collectAnomalies(input);
-  const other = [...input.whitebox.anomalies.map((anomaly) => `${anomaly.kind}: ${anomaly.message}`), ...input.crashes.map((id) => `${id} crashed`), ...input.errors];
+  const other = [...input.whitebox.anomalies.map((anomaly) => `${anomaly.kind}: ${anomaly.message}`), ...input.crashes, ...input.errors];
   if (!input.recovered) other.push("the cluster did not recover after healing");
   if (anomalies.length === 0 && other.length === 0) return `<h2>Anomalies</h2><p>None found.</p>`;
   const listed = anomalies.slice(0, MAX_LISTED_ANOMALIES).map((anomaly) => {

@@ -68,6 +68,8 @@ export interface RunResult {
   readonly crashes: readonly string[];
   readonly errors: readonly string[];
   readonly faults: readonly FaultStatistics[];
+  /** Events in history.jsonl, TTL operations included (checks.operations counts those checkAll judged). */
+  readonly historyEvents: number;
   readonly durationMs: number;
 }
 
@@ -226,7 +228,7 @@ async function finish(context: FinishContext): Promise<RunResult> {
   const { log: _log, ...recordedOptions } = options;
   const result: RunResult = {
     valid, seed: options.seed, options: recordedOptions, plan: context.plan, nemesis: context.nemesisEvents, checks, ttl,
-    whitebox: white, recovered, crashes, errors: context.errors, faults: faultStatistics(history, context.nemesisEvents), durationMs: Date.now() - context.startedAt,
+    whitebox: white, recovered, crashes, errors: context.errors, faults: faultStatistics(history, context.nemesisEvents), historyEvents: history.length, durationMs: Date.now() - context.startedAt,
   };
   await writeOutputs(options.outDirectory, result, history);
   context.log(`valid: ${String(valid)}; ${checks.operations.total} operations (${checks.operations.ok} ok, ${checks.operations.fail} fail, ${checks.operations.info} info)`);
