@@ -195,6 +195,11 @@ export class ClusterControl {
     this.link(from, to).setMode(mode);
   }
 
+  /** Delays the directed link from -> to (each way of its connections). */
+  delayLink(from: string, to: string, delayMs: number): void {
+    this.link(from, to).setDelay(delayMs);
+  }
+
   /** Every link back to pass without delay. */
   healLinks(): void {
     for (const proxy of this.links.values()) proxy.restore();

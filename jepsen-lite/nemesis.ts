@@ -13,13 +13,13 @@ export type FaultGroup = (typeof FAULT_GROUPS)[number];
 export type FaultKind =
   | "kill-one" | "kill-leader" | "kill-minority" | "kill-all"
   | "pause-one" | "pause-leader"
-  | "partition-leader" | "partition-split" | "partition-ring" | "partition-one-way"
+  | "partition-leader" | "partition-split" | "partition-ring" | "partition-one-way" | "partition-delay"
   | "clock-offset";
 
 const KINDS_BY_GROUP: Readonly<Record<FaultGroup, readonly FaultKind[]>> = {
   kill: ["kill-one", "kill-leader", "kill-minority", "kill-all"],
   pause: ["pause-one", "pause-leader"],
-  partition: ["partition-leader", "partition-split", "partition-ring", "partition-one-way"],
+  partition: ["partition-leader", "partition-split", "partition-ring", "partition-one-way", "partition-delay"],
   clock: ["clock-offset"],
 };
 
@@ -34,6 +34,8 @@ export interface PlannedFault {
   readonly clockOffsetMs?: number;
   /** Partitions only: silently lose the traffic, or reset connections. */
   readonly linkMode?: "drop" | "refuse";
+  /** partition-delay only: added to every node-to-node link, each way. */
+  readonly linkDelayMs?: number;
 }
 
 export interface NemesisPlanOptions {
@@ -50,6 +52,9 @@ export interface NemesisPlanOptions {
 }
 
 const DEFAULT_TIMING = { minGapMs: 1000, maxGapMs: 5000, minFaultMs: 1000, maxFaultMs: 5000, maxClockOffsetMs: 2000 };
+/** Link delays span "slower than a heartbeat" to "about an election timeout" (50 ms ticks, 10 ticks). */
+const MIN_LINK_DELAY_MS = 20;
+const MAX_LINK_DELAY_MS = 400;
 
 export function parseFaultGroups(text: string): FaultGroup[] {
   if (text === "none") return [];
@@ -77,6 +82,7 @@ function nodesFor(kind: FaultKind, random: SeededRandom, nodeIds: readonly strin
     case "partition-leader": // the first is isolated when no leader is known
     case "partition-ring":
     case "partition-one-way":
+    case "partition-delay":
     case "kill-all":
       return shuffled;
     default:
@@ -97,8 +103,14 @@ export function planNemesis(options: NemesisPlanOptions): PlannedFault[] {
     const durationMs = Math.min(random.integer(timing.minFaultMs, timing.maxFaultMs), options.durationMs - startMs);
     const nodes = nodesFor(kind, random, options.nodeIds);
     const offset = kind === "clock-offset" ? random.integer(-timing.maxClockOffsetMs, timing.maxClockOffsetMs) : undefined;
-    const linkMode = kind.startsWith("partition") ? random.pick(["drop", "refuse"] as const) : undefined;
-    plan.push({ kind, startMs, durationMs, nodes, ...(offset === undefined ? {} : { clockOffsetMs: offset }), ...(linkMode === undefined ? {} : { linkMode }) });
+    const linkMode = kind.startsWith("partition") && kind !== "partition-delay" ? random.pick(["drop", "refuse"] as const) : undefined;
+    const delay = kind === "partition-delay" ? random.integer(MIN_LINK_DELAY_MS, MAX_LINK_DELAY_MS) : undefined;
+    plan.push({
+      kind, startMs, durationMs, nodes,
+      ...(offset === undefined ? {} : { clockOffsetMs: offset }),
+      ...(linkMode === undefined ? {} : { linkMode }),
+      ...(delay === undefined ? {} : { linkDelayMs: delay }),
+    });
     startMs += durationMs + random.integer(timing.minGapMs, timing.maxGapMs);
   }
   return plan;
@@ -182,6 +194,11 @@ export async function applyFault(control: ClusterControl, fault: PlannedFault): 
       const offset = fault.clockOffsetMs ?? 0;
       await control.restart(single, offset);
       return { nodes: [single], detail: `restart ${single} with clock offset ${offset} ms`, heal: () => control.restart(single, 0) };
+    }
+    case "partition-delay": {
+      const delayMs = fault.linkDelayMs ?? 0;
+      for (const from of fault.nodes) for (const to of allOf(fault.nodes, from)) control.delayLink(from, to, delayMs);
+      return { nodes: [...fault.nodes], detail: `delay every link by ${delayMs} ms`, heal: async () => control.healLinks() };
     }
     default: {
       const ordered = leader === null ? [...fault.nodes] : [leader, ...allOf(fault.nodes, leader)];

@@ -37,8 +37,6 @@ export interface RunOptions {
   readonly clientsPerWorkload: number;
   /** Deadline of each client call, retries included. */
   readonly operationTimeoutMs: number;
-  /** Faults held and gaps between them; defaults 1–5 s each. */
-  readonly faultTiming?: { readonly minMs: number; readonly maxMs: number };
   readonly log?: (line: string) => void;
 }
 
@@ -128,14 +126,7 @@ async function runOnCluster(control: ClusterControl, options: RunOptions, log: (
   const runStart = process.hrtime.bigint();
   const now = (): number => Number(process.hrtime.bigint() - runStart);
   const recorder = new HistoryRecorder({ maxEvents: MAX_HISTORY_EVENTS, clockNanoseconds: () => process.hrtime.bigint() });
-  const timing = options.faultTiming;
-  const plan = planNemesis({
-    seed: options.seed,
-    nodeIds: control.ids,
-    groups: options.nemesis,
-    durationMs: options.timeSeconds * 1000,
-    ...(timing === undefined ? {} : { minGapMs: timing.minMs, maxGapMs: timing.maxMs, minFaultMs: timing.minMs, maxFaultMs: timing.maxMs }),
-  });
+  const plan = planNemesis({ seed: options.seed, nodeIds: control.ids, groups: options.nemesis, durationMs: options.timeSeconds * 1000 });
   const endNs = options.timeSeconds * 1e9;
   const shouldStop = (): boolean => now() >= endNs;
   const workloads = options.workloads.map(makeWorkload);

@@ -48,7 +48,8 @@ describe("planNemesis", () => {
           if (fault.kind === "partition-ring") expect(nodeIds).toHaveLength(5);
           if (fault.kind === "kill-minority") expect(fault.nodes.length).toBeLessThan(nodeIds.length / 2);
           if (fault.kind === "clock-offset") expect(Math.abs(fault.clockOffsetMs ?? Infinity)).toBeLessThanOrEqual(2000);
-          if (fault.kind.startsWith("partition")) expect(["drop", "refuse"]).toContain(fault.linkMode);
+          if (fault.kind === "partition-delay") expect(fault.linkDelayMs).toBeGreaterThanOrEqual(20);
+          else if (fault.kind.startsWith("partition")) expect(["drop", "refuse"]).toContain(fault.linkMode);
         }
       }),
       { numRuns: 200 },
