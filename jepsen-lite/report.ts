@@ -44,6 +44,11 @@ export interface FaultStatistics {
    * fenced) rather than its absence (unavailable, timeout).
    */
   readonly availability: number | null;
+  /**
+   * ok completions per second of window time. Unlike the ratios, it also shows the clients that
+   * were stuck in calls begun before the fault and so attempted nothing inside it.
+   */
+  readonly okPerSecond: number | null;
   /** Of ok operations, in ms. */
   readonly p50LatencyMs: number | null;
   readonly p99LatencyMs: number | null;
@@ -66,28 +71,50 @@ function ratio(part: number, whole: number): number | null {
   return whole === 0 ? null : part / whole;
 }
 
-function statisticsOf(kind: string, windows: number, operations: readonly Operation[]): FaultStatistics {
+/** Time windows of one kind, [start, end) in nanoseconds. */
+type Windows = ReadonlyArray<readonly [number, number]>;
+
+function isInside(time: number, windows: Windows): boolean {
+  return windows.some(([start, end]) => time >= start && time < end);
+}
+
+function statisticsOf(kind: string, windows: Windows, all: readonly Operation[]): FaultStatistics {
+  const operations = all.filter((operation) => isInside(operation.invoke.time, windows));
+  const completedOk = all.filter((operation) => operation.type === "ok" && operation.completion !== null && isInside(operation.completion.time, windows)).length;
+  const seconds = windows.reduce((sum, [start, end]) => sum + (end - start) / 1e9, 0);
   const ok = operations.filter((operation) => operation.type === "ok");
   const latencies = ok.map(latencyMs).filter((value): value is number => value !== null).sort((left, right) => left - right);
   return {
-    kind, windows, attempted: operations.length, ok: ok.length,
+    kind, windows: kind === "none" ? 0 : windows.length, attempted: operations.length, ok: ok.length,
+    okPerSecond: seconds > 0 ? completedOk / seconds : null,
     okRatio: ratio(ok.length, operations.length),
     availability: ratio(operations.filter(isAnswered).length, operations.length),
     p50LatencyMs: percentile(latencies, 0.5), p99LatencyMs: percentile(latencies, 0.99),
   };
 }
 
-/** Availability and latency of the operations invoked during each kind of fault, and outside all. */
+/** Availability and latency during each kind of fault, and outside all of them ("none"). */
 export function faultStatistics(history: readonly OperationEvent[], nemesis: readonly NemesisEvent[]): FaultStatistics[] {
   const operations = pairOperations(history);
-  const inside = (operation: Operation, event: NemesisEvent): boolean => operation.invoke.time >= event.startTime && operation.invoke.time < event.endTime;
   const kinds = [...new Set(nemesis.map((event) => event.kind))].sort();
   const statistics = kinds.map((kind) => {
-    const events = nemesis.filter((event) => event.kind === kind);
-    return statisticsOf(kind, events.length, operations.filter((operation) => events.some((event) => inside(operation, event))));
+    const windows = nemesis.filter((event) => event.kind === kind).map((event) => [event.startTime, event.endTime] as const);
+    return statisticsOf(kind, windows, operations);
   });
-  const calm = operations.filter((operation) => !nemesis.some((event) => inside(operation, event)));
-  return [statisticsOf("none", 0, calm), ...statistics];
+  return [statisticsOf("none", calmWindows(history, nemesis), operations), ...statistics];
+}
+
+/** The time between faults, from the first event to the last. */
+function calmWindows(history: readonly OperationEvent[], nemesis: readonly NemesisEvent[]): Windows {
+  const calm: Array<readonly [number, number]> = [];
+  let start = 0;
+  for (const event of [...nemesis].sort((left, right) => left.startTime - right.startTime)) {
+    if (event.startTime > start) calm.push([start, event.startTime]);
+    start = Math.max(start, event.endTime);
+  }
+  const end = (history.at(-1)?.time ?? 0) + 1;
+  if (end > start) calm.push([start, end]);
+  return calm;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -206,9 +233,9 @@ function format(value: number | null, digits: number): string {
 
 function faultTable(faults: readonly FaultStatistics[]): string {
   const percent = (value: number | null): string => (value === null ? "–" : `${(value * 100).toFixed(1)} %`);
-  const rows = faults.map((fault) => [fault.kind, String(fault.windows), String(fault.attempted), String(fault.ok), percent(fault.okRatio), percent(fault.availability), format(fault.p50LatencyMs, 1), format(fault.p99LatencyMs, 1)]);
-  const note = "<p>Operations invoked inside the fault's windows. Answered = ok, or refused by decision (cas mismatch, lock held, fenced); latency of ok operations.</p>";
-  return `<h2>Availability per fault</h2>${note}${table(["fault", "windows", "attempted", "ok", "ok / attempted", "answered / attempted", "p50 ms", "p99 ms"], rows)}`;
+  const rows = faults.map((fault) => [fault.kind, String(fault.windows), String(fault.attempted), String(fault.ok), percent(fault.okRatio), percent(fault.availability), format(fault.okPerSecond, 1), format(fault.p50LatencyMs, 1), format(fault.p99LatencyMs, 1)]);
+  const note = "<p>Operations invoked inside the fault's windows. Answered = ok, or refused by decision (cas mismatch, lock held, fenced); latency of ok operations; ok per s = ok completions per second of window time.</p>";
+  return `<h2>Availability per fault</h2>${note}${table(["fault", "windows", "attempted", "ok", "ok / attempted", "answered / attempted", "ok per s", "p50 ms", "p99 ms"], rows)}`;
 }
 
 function nemesisTable(nemesis: readonly NemesisEvent[]): string {

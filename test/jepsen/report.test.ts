@@ -14,9 +14,9 @@ function syntheticHistory(): HistoryBuilder {
     .at(1000).invoke(1, "read", "register:0")
     .at(1040).ok(1, 7n)
     .at(1200).invoke(2, "write", "register:1", 3n)
-    .at(4200).info(2)
     .at(2000).invoke(0, "cas", "register:1", [3n, 4n])
-    .at(2005).fail(0, "MISMATCH");
+    .at(2005).fail(0, "MISMATCH")
+    .at(4200).info(2);
 }
 
 const NEMESIS: NemesisEvent[] = [
@@ -40,7 +40,10 @@ describe("faultStatistics", () => {
     expect(calm).toMatchObject({ windows: 0, attempted: 1, ok: 1, okRatio: 1, availability: 1, p50LatencyMs: 10, p99LatencyMs: 10 });
     expect(kill).toMatchObject({ windows: 1, attempted: 2, ok: 1, okRatio: 0.5, availability: 0.5, p99LatencyMs: 40 });
     // A cas refused by mismatch is an answer of a working cluster, not an outage.
-    expect(split).toMatchObject({ windows: 1, attempted: 1, ok: 0, okRatio: 0, availability: 1, p99LatencyMs: null });
+    expect(split).toMatchObject({ windows: 1, attempted: 1, ok: 0, okRatio: 0, availability: 1, okPerSecond: 0, p99LatencyMs: null });
+    // ok completions per second of window time: the read in the 1 s kill; the write in 2.6 s of calm.
+    expect(kill?.okPerSecond).toBeCloseTo(1, 6);
+    expect(calm?.okPerSecond).toBeCloseTo(1 / 2.6, 6);
   });
 });
 
