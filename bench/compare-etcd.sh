@@ -64,6 +64,8 @@ ETCD_LEADER=$(ETCDCTL_API=3 etcdctl --endpoints="$ETCD_ENDPOINTS" endpoint statu
   node -e 'const s=JSON.parse(require("fs").readFileSync(0,"utf8"));const l=s.find(e=>e.Status.leader===e.Status.header.member_id);process.stdout.write(l.Endpoint)')
 
 echo "machine: $(nproc) cores; $(free -h | awk '/^Mem:/ {print $2}') memory; node $(node --version); $(etcd --version | head -1)"
+# dist/ is what runs: say which sources it was built from (uncommitted changes included).
+echo "commit: $(git rev-parse --short HEAD)$(git diff --quiet -- src bin || echo ' + uncommitted changes in src/ or bin/')" | tee -a "$OUT/commands.log"
 echo "etcd leader: $ETCD_LEADER; results in $OUT"
 
 bench() { # run-name target args...
