@@ -222,19 +222,22 @@ export class ReplicatedNode {
     this.schedule();
   }
 
-  /** Proposes a write and resolves with its outcome once applied here. */
-  write(command: Command, timeoutMs: number): Promise<Outcome<unknown>> {
+  /**
+   * Proposes a write and resolves with its outcome once applied here. Async so that a refusal
+   * (not leader, busy) is always a rejected promise, never a throw into a timer's callback.
+   */
+  async write(command: Command, timeoutMs: number): Promise<Outcome<unknown>> {
     this.checkCapacity();
     const now = this.proposalNow();
     const { firstIndex, term } = this.guard(() => this.raft.propose([encodeEntryData(now, command)]));
     this.counters.proposals.increment();
     this.schedule();
-    return new Promise((resolve) => this.proposals.set(firstIndex, { term, deadline: Date.now() + timeoutMs, resolve }));
+    return new Promise<Outcome<unknown>>((resolve) => this.proposals.set(firstIndex, { term, deadline: Date.now() + timeoutMs, resolve }));
   }
 
   /** Serializable reads answer from local state; linearizable ones wait for a ReadIndex. */
-  read(query: Query, consistency: Consistency, timeoutMs: number): Promise<Outcome<unknown>> {
-    if (consistency === "serializable") return Promise.resolve(this.engine.read(query, this.clock()));
+  async read(query: Query, consistency: Consistency, timeoutMs: number): Promise<Outcome<unknown>> {
+    if (consistency === "serializable") return this.engine.read(query, this.clock());
     this.checkCapacity();
     const context = this.nextReadContext++;
     const promise = new Promise<Outcome<unknown>>((resolve) => {
