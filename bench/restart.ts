@@ -12,7 +12,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, openSync } from "node:fs";
 import { mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
-import { createServer } from "node:net";
+import { reservePorts } from "../src/util/ports.js";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
@@ -115,18 +115,6 @@ function keyOf(number: number): string {
 function valueOf(number: number, generation: number, valueBytes: number): string {
   const prefix = `${generation}:${number}:`;
   return prefix + "x".repeat(Math.max(0, valueBytes - prefix.length));
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, HOST, () => resolve());
-  });
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address === "string") throw new Error("no port from the operating system");
-  return address.port;
 }
 
 function spawnNode(node: NodePorts): ChildProcess {
@@ -341,7 +329,7 @@ async function recover(node: NodePorts, child: ChildProcess, startedAt: number, 
 }
 
 async function run(options: BenchOptions, root: string, live: Set<ChildProcess>): Promise<Results> {
-  const [port, adminPort] = [await freePort(), await freePort()];
+  const [port, adminPort] = (await reservePorts(2, HOST)) as [number, number];
   const node: NodePorts = { port, address: `${HOST}:${port}`, adminAddress: `${HOST}:${adminPort}`, dataDirectory: join(root, "data"), logFile: join(root, "node.log") };
   const first = spawnNode(node);
   live.add(first);

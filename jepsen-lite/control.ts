@@ -14,7 +14,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, openSync } from "node:fs";
 import { mkdir, readFile } from "node:fs/promises";
-import { createServer, type Server } from "node:net";
+import { reservePorts } from "../src/util/ports.js";
 import { join, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { KvError } from "../src/errors.js";
@@ -77,7 +77,7 @@ export class ClusterControl {
 
   static async create(options: ClusterOptions): Promise<ClusterControl> {
     if (options.size < 1) throw new KvError("INVALID", "a cluster needs at least one node");
-    const ports = await freePorts(options.size * 2);
+    const ports = await reservePorts(options.size * 2, HOST);
     const nodes: ControlledNode[] = [];
     for (let index = 0; index < options.size; index++) {
       const id = `n${index + 1}`;
@@ -295,24 +295,3 @@ export async function withDeadline<T>(promise: Promise<T>, deadlineMs: number, w
   }
 }
 
-/** Free loopback ports: all listeners stay open until every port is known, so they are distinct. */
-async function freePorts(count: number): Promise<number[]> {
-  const servers: Server[] = [];
-  try {
-    for (let index = 0; index < count; index++) {
-      const server = createServer();
-      servers.push(server);
-      await new Promise<void>((resolve, reject) => {
-        server.once("error", reject);
-        server.listen(0, HOST, () => resolve());
-      });
-    }
-    return servers.map((server) => {
-      const address = server.address();
-      if (address === null || typeof address === "string") throw new KvError("INTERNAL", "no TCP address");
-      return address.port;
-    });
-  } finally {
-    await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
-  }
-}

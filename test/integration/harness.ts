@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, openSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
-import { createServer, type Server } from "node:net";
+import { reservePorts } from "../../src/util/ports.js";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -91,7 +91,7 @@ process.once("exit", () => {
 
 export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   const root = await mkdtemp(join(tmpdir(), "kv-integration-"));
-  const ports = await freePorts(options.size * 2);
+  const ports = await reservePorts(options.size * 2, HOST);
   const nodes: ClusterNode[] = [];
   for (let index = 0; index < options.size; index++) {
     const id = `n${index + 1}`;
@@ -363,27 +363,3 @@ export async function withDeadline<T>(promise: Promise<T>, deadlineMs: number, w
   }
 }
 
-/**
- * Free loopback ports: listen on port 0 and read what the OS picked. All listeners stay open
- * until every port is known, so the ports are distinct.
- */
-async function freePorts(count: number): Promise<number[]> {
-  const servers: Server[] = [];
-  try {
-    for (let index = 0; index < count; index++) {
-      const server = createServer();
-      servers.push(server);
-      await new Promise<void>((resolve, reject) => {
-        server.once("error", reject);
-        server.listen(0, HOST, () => resolve());
-      });
-    }
-    return servers.map((server) => {
-      const address = server.address();
-      if (address === null || typeof address === "string") throw new Error("no TCP address");
-      return address.port;
-    });
-  } finally {
-    await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
-  }
-}
