@@ -11,10 +11,11 @@
  * answering node knows it (a proxy), so a client that follows a hint talks through that link's
  * proxy, as if it sat next to the answering node.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn } from "node:child_process";
 import { closeSync, openSync } from "node:fs";
 import { mkdir, readFile } from "node:fs/promises";
 import { reservePorts } from "../src/util/ports.js";
+import { NodeProcess, pollUntil, withDeadline } from "../src/util/processes.js";
 import { join, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { KvError } from "../src/errors.js";
@@ -50,17 +51,6 @@ export interface ControlledNode {
   readonly logFile: string;
 }
 
-class NodeProcess {
-  exited = false;
-  paused = false;
-  /** Set when the harness stopped it; an exit without it is a crash. */
-  killed = false;
-  readonly exit: Promise<void>;
-
-  constructor(readonly child: ChildProcess) {
-    this.exit = new Promise((resolve) => child.once("exit", () => ((this.exited = true), resolve())));
-  }
-}
 
 export class ClusterControl {
   private readonly processes = new Map<string, NodeProcess>();
@@ -120,13 +110,13 @@ export class ClusterControl {
   /** Spawns the node on its data directory; output is appended to its log file. */
   start(id: string): void {
     const running = this.processes.get(id);
-    if (running !== undefined && !running.exited) throw new KvError("INVALID", `${id} is already running`);
+    if (running !== undefined && !running.hasExited) throw new KvError("INVALID", `${id} is already running`);
     const node = this.node(id);
     const logDescriptor = openSync(node.logFile, "a");
     const child = spawn(process.execPath, [NODE_ENTRY, ...this.argumentsOf(node)], { stdio: ["ignore", logDescriptor, logDescriptor] });
     closeSync(logDescriptor);
     const started = new NodeProcess(child);
-    void started.exit.then(() => {
+    void started.exited.then(() => {
       if (!started.killed) this.crashes.push(`${id} exited by itself (code ${String(child.exitCode)}, signal ${String(child.signalCode)})`);
     });
     this.processes.set(id, started);
@@ -148,7 +138,7 @@ export class ClusterControl {
 
   isRunning(id: string): boolean {
     const running = this.processes.get(id);
-    return running !== undefined && !running.exited;
+    return running !== undefined && !running.hasExited;
   }
 
   isPaused(id: string): boolean {
@@ -158,10 +148,10 @@ export class ClusterControl {
   /** kill -9; resolves once the process is gone. */
   async kill(id: string): Promise<void> {
     const running = this.processes.get(id);
-    if (running === undefined || running.exited) return;
+    if (running === undefined || running.hasExited) return;
     running.killed = true;
     running.child.kill("SIGKILL");
-    await withDeadline(running.exit, EXIT_DEADLINE_MS, `${id} to exit after SIGKILL`);
+    await withDeadline(running.exited, EXIT_DEADLINE_MS, `${id} to exit after SIGKILL`);
     running.paused = false;
   }
 
@@ -178,14 +168,14 @@ export class ClusterControl {
 
   pause(id: string): void {
     const running = this.processes.get(id);
-    if (running === undefined || running.exited || running.paused) return;
+    if (running === undefined || running.hasExited || running.paused) return;
     running.child.kill("SIGSTOP");
     running.paused = true;
   }
 
   resume(id: string): void {
     const running = this.processes.get(id);
-    if (running === undefined || running.exited || !running.paused) return;
+    if (running === undefined || running.hasExited || !running.paused) return;
     running.child.kill("SIGCONT");
     running.paused = false;
   }
@@ -226,10 +216,11 @@ export class ClusterControl {
    * applied the leader's commit index: the cluster has recovered. Returns the last statuses.
    */
   async waitForRecovery(deadlineMs: number): Promise<Map<string, NodeStatus> | null> {
-    return pollUntil(deadlineMs, async () => {
+    const recovered = async (): Promise<Map<string, NodeStatus> | null> => {
       const statuses = await this.statuses();
       return isRecovered(statuses, this.nodes.length) ? statuses : null;
-    });
+    };
+    return pollUntil(deadlineMs, recovered, POLL_INTERVAL_MS);
   }
 
   async readLog(id: string): Promise<string> {
@@ -244,14 +235,14 @@ export class ClusterControl {
   async stop(): Promise<void> {
     for (const running of this.processes.values()) running.killed = true;
     this.killAllNow();
-    await Promise.all([...this.processes.values()].map((running) => withDeadline(running.exit, EXIT_DEADLINE_MS, "a node to exit")));
+    await Promise.all([...this.processes.values()].map((running) => withDeadline(running.exited, EXIT_DEADLINE_MS, "a node to exit")));
     await Promise.all([...this.links.values()].map((proxy) => proxy.close()));
   }
 
   /** Synchronous last resort (process exit): never leave nodes behind. */
   killAllNow(): void {
     for (const running of this.processes.values()) {
-      if (running.exited) continue;
+      if (running.hasExited) continue;
       running.killed = true;
       running.child.kill("SIGCONT");
       running.child.kill("SIGKILL");
@@ -272,26 +263,5 @@ function isRecovered(statuses: ReadonlyMap<string, NodeStatus>, size: number): b
   return all.every((status) => status.leader === leader.id && status.term === leader.term && status.applied >= leader.commit);
 }
 
-/** Calls `probe` until it returns non-null or the deadline passes (then null). */
-export async function pollUntil<T>(deadlineMs: number, probe: () => Promise<T | null>): Promise<T | null> {
-  const deadline = Date.now() + deadlineMs;
-  for (;;) {
-    const result = await probe();
-    if (result !== null) return result;
-    if (Date.now() >= deadline) return null;
-    await new Promise((resolve) => setTimeout(resolve, POLL_INTERVAL_MS));
-  }
-}
 
-export async function withDeadline<T>(promise: Promise<T>, deadlineMs: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new KvError("TIMEOUT", `timed out after ${deadlineMs} ms waiting for ${what}`)), deadlineMs);
-  });
-  try {
-    return await Promise.race([promise, expired]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 

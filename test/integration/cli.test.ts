@@ -5,7 +5,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, test } from "vitest";
-import { pollUntil, startCluster, type Cluster } from "./harness.js";
+import { pollUntil } from "../../src/util/processes.js";
+import { startCluster, type Cluster } from "./harness.js";
 
 const PROJECT_ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const KV = join(PROJECT_ROOT, "dist/bin/kv.js");

@@ -19,7 +19,8 @@ import {
   Lock,
   type JsValue,
 } from "../../src/index.js";
-import { pollUntil, startCluster, type Cluster } from "./harness.js";
+import { pollUntil } from "../../src/util/processes.js";
+import { startCluster, type Cluster } from "./harness.js";
 
 const ELECTION_WAIT_MS = 15_000;
 const I64_MAX = 2n ** 63n - 1n;

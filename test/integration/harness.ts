@@ -1,7 +1,8 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn } from "node:child_process";
 import { closeSync, openSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { reservePorts } from "../../src/util/ports.js";
+import { NodeProcess, pollUntil, withDeadline } from "../../src/util/processes.js";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -18,7 +19,6 @@ import type { FsyncMode } from "../../src/server/storage/durable-log.js";
 const PROJECT_ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const NODE_ENTRY = join(PROJECT_ROOT, "dist/bin/kv-node.js");
 const HOST = "127.0.0.1";
-const POLL_INTERVAL_MS = 25;
 const STATUS_REQUEST_TIMEOUT_MS = 1000;
 const EXIT_DEADLINE_MS = 10_000;
 /** A SIGTERM'd node hands leadership over and closes its log; past this it is killed. */
@@ -54,24 +54,6 @@ export interface AgreedLeader {
   readonly elapsedMs: number;
 }
 
-/** One spawned kv-node process. */
-class NodeProcess {
-  hasExited = false;
-  /** SIGSTOP'd: alive but unable to answer. */
-  paused = false;
-  /** Set when the harness killed it; an exit without it is a crash. */
-  killed = false;
-  readonly exited: Promise<void>;
-
-  constructor(readonly child: ChildProcess) {
-    this.exited = new Promise((resolve) => {
-      child.once("exit", () => {
-        this.hasExited = true;
-        resolve();
-      });
-    });
-  }
-}
 
 const liveClusters = new Set<Cluster>();
 
@@ -340,26 +322,5 @@ function summarize(statuses: ReadonlyMap<string, NodeStatus>): string {
   return parts.length === 0 ? "(no node answered)" : parts.join("; ");
 }
 
-/** Calls `probe` until it returns non-null or the deadline passes (then null). */
-export async function pollUntil<T>(deadlineMs: number, probe: () => Promise<T | null>): Promise<T | null> {
-  const deadline = Date.now() + deadlineMs;
-  for (;;) {
-    const result = await probe();
-    if (result !== null) return result;
-    if (Date.now() >= deadline) return null;
-    await new Promise((resolve) => setTimeout(resolve, POLL_INTERVAL_MS));
-  }
-}
 
-export async function withDeadline<T>(promise: Promise<T>, deadlineMs: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${deadlineMs} ms waiting for ${what}`)), deadlineMs);
-  });
-  try {
-    return await Promise.race([promise, expired]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 

@@ -1,7 +1,8 @@
 import { readFileSync } from "node:fs";
 import { expect, test } from "vitest";
 import { requests } from "../../src/client/requests.js";
-import { pollUntil, startCluster } from "./harness.js";
+import { pollUntil } from "../../src/util/processes.js";
+import { startCluster } from "./harness.js";
 import { TestClient } from "./test-client.js";
 import { expectAllPresent, WriteLoad } from "./workload.js";
 

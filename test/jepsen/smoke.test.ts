@@ -7,7 +7,8 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { ClusterControl, pollUntil } from "../../jepsen-lite/control.js";
+import { ClusterControl } from "../../jepsen-lite/control.js";
+import { pollUntil } from "../../src/util/processes.js";
 import { findLeader } from "../../jepsen-lite/nemesis.js";
 import { run, WORKLOAD_NAMES } from "../../jepsen-lite/runner.js";
 
