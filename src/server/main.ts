@@ -13,6 +13,7 @@ import type { FsyncMode } from "./storage/durable-log.js";
 export interface NodeCommandLine {
   readonly bind: string;
   readonly peers?: string;
+  readonly join: boolean;
   readonly id?: string;
   readonly clusterId: string;
   readonly dataDir: string;
@@ -40,7 +41,11 @@ function membershipFrom(options: NodeCommandLine): { readonly id: string; readon
     return { id, membership: { voters: [id], learners: [], addresses: { [id]: options.bind } } };
   }
   const peers = parsePeers(options.peers);
-  return { id: findSelf(peers, options.bind, options.id).id, membership: membershipOf(peers) };
+  const id = findSelf(peers, options.bind, options.id).id;
+  const founding = membershipOf(peers);
+  // A node joining a running cluster founds nothing: it votes and campaigns only once the
+  // cluster's own log makes it a member (`kv cluster add`), and knows the others' addresses.
+  return { id, membership: options.join ? { voters: [], learners: [], addresses: founding.addresses } : founding };
 }
 
 /** Starts a node and keeps it running until SIGTERM/SIGINT. */

@@ -32,6 +32,8 @@ export interface ClusterOptions {
   /** Extra kv-node flags given to every node, e.g. ["--snapshot-entries", "20000"]. */
   readonly nodeOptions?: readonly string[];
   readonly fsync?: FsyncMode;
+  /** Nodes prepared (ports, directories) but not started: `join(id)` starts one with `--join`. */
+  readonly spares?: number;
 }
 
 /** `/status` is the node's status as JSON; it holds no bigint, so the type carries over as is. */
@@ -44,6 +46,8 @@ export interface ClusterNode {
   readonly adminAddress: string;
   readonly dataDirectory: string;
   readonly logFile: string;
+  /** False for a spare, which joins the running cluster instead of founding it. */
+  readonly founding: boolean;
 }
 
 export interface AgreedLeader {
@@ -73,9 +77,10 @@ process.once("exit", () => {
 
 export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   const root = await mkdtemp(join(tmpdir(), "kv-integration-"));
-  const ports = await reservePorts(options.size * 2, HOST);
+  const total = options.size + (options.spares ?? 0);
+  const ports = await reservePorts(total * 2, HOST);
   const nodes: ClusterNode[] = [];
-  for (let index = 0; index < options.size; index++) {
+  for (let index = 0; index < total; index++) {
     const id = `n${index + 1}`;
     nodes.push({
       id,
@@ -83,11 +88,12 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       adminAddress: `${HOST}:${ports[index * 2 + 1]}`,
       dataDirectory: join(root, id),
       logFile: join(root, `${id}.log`),
+      founding: index < options.size,
     });
   }
   const cluster = new Cluster(root, nodes, options);
   liveClusters.add(cluster);
-  for (const node of nodes) cluster.start(node.id);
+  for (const node of nodes) if (node.founding) cluster.start(node.id);
   return cluster;
 }
 
@@ -137,9 +143,17 @@ export class Cluster {
     this.processes.set(id, new NodeProcess(child));
   }
 
+  /** Starts a spare with `--join`: it waits until the cluster adds it (`kv cluster add`). */
+  join(id: string): void {
+    if (this.node(id).founding) throw new Error(`${id} founded the cluster; it cannot join it`);
+    this.start(id);
+  }
+
   private argumentsOf(node: ClusterNode): string[] {
-    const peers = this.nodes.map((member) => `${member.id}=${member.address}`).join(",");
+    const known = this.nodes.filter((member) => member.founding || member.id === node.id);
+    const peers = known.map((member) => `${member.id}=${member.address}`).join(",");
     return [
+      ...(node.founding ? [] : ["--join"]),
       "--bind", node.address,
       "--id", node.id,
       "--peers", peers,
