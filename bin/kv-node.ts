@@ -34,6 +34,7 @@ const program = new Command()
   .addOption(new Option("--tick-ms <ms>", "Raft tick").argParser(positiveInteger).default(50).hideHelp())
   .addOption(new Option("--election-ticks <ticks>", "base election timeout in ticks").argParser(positiveInteger).default(10).hideHelp())
   .addOption(new Option("--clock-offset-ms <ms>", "test only: shift this node's wall clock").argParser(integer).default(0).hideHelp())
+  .addOption(new Option("--pin-peer-addresses", "test only: dial peers at their --peers addresses even after membership changes").default(false).hideHelp())
   .action(async (options: NodeCommandLine) => {
     await runNode(options);
   });

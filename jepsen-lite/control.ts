@@ -132,6 +132,8 @@ export class ClusterControl {
       "--admin", `${HOST}:${node.adminPort}`,
       "--fsync", this.options.fsync,
       "--clock-offset-ms", String(this.clockOffsets.get(node.id) ?? 0),
+      // Membership entries carry the leader's address book; each node keeps its own proxies.
+      "--pin-peer-addresses",
       ...(this.options.nodeOptions ?? []),
     ];
   }

@@ -3,24 +3,27 @@
  * of calm, then applied to a real cluster and healed. Which nodes a fault hits is drawn at plan
  * time from the seed; "the leader" can only be known when the fault starts.
  */
+import { KvClient } from "../src/client/client.js";
 import { KvError } from "../src/errors.js";
 import type { ClusterControl } from "./control.js";
 import { SeededRandom } from "./random.js";
 
-export const FAULT_GROUPS = ["kill", "pause", "partition", "clock"] as const;
+export const FAULT_GROUPS = ["kill", "pause", "partition", "clock", "membership"] as const;
 export type FaultGroup = (typeof FAULT_GROUPS)[number];
 
 export type FaultKind =
   | "kill-one" | "kill-leader" | "kill-minority" | "kill-all"
   | "pause-one" | "pause-leader"
   | "partition-leader" | "partition-split" | "partition-ring" | "partition-one-way" | "partition-delay"
-  | "clock-offset";
+  | "clock-offset"
+  | "membership-readd";
 
 const KINDS_BY_GROUP: Readonly<Record<FaultGroup, readonly FaultKind[]>> = {
   kill: ["kill-one", "kill-leader", "kill-minority", "kill-all"],
   pause: ["pause-one", "pause-leader"],
   partition: ["partition-leader", "partition-split", "partition-ring", "partition-one-way", "partition-delay"],
   clock: ["clock-offset"],
+  membership: ["membership-readd"],
 };
 
 export interface PlannedFault {
@@ -175,7 +178,8 @@ export async function findLeader(control: ClusterControl): Promise<string | null
 
 /** Starts a fault; returns what it hit and how to heal it. */
 export async function applyFault(control: ClusterControl, fault: PlannedFault): Promise<{ nodes: string[]; detail: string; heal: () => Promise<void> }> {
-  const leader = fault.kind.endsWith("leader") || fault.kind === "partition-one-way" ? await findLeader(control) : null;
+  const needsLeader = fault.kind.endsWith("leader") || fault.kind === "partition-one-way" || fault.kind === "membership-readd";
+  const leader = needsLeader ? await findLeader(control) : null;
   const single = leader ?? fault.nodes[0] ?? "";
   switch (fault.kind) {
     case "kill-one":
@@ -190,6 +194,8 @@ export async function applyFault(control: ClusterControl, fault: PlannedFault): 
     case "pause-leader":
       control.pause(single);
       return { nodes: [single], detail: `SIGSTOP ${single}`, heal: async () => control.resume(single) };
+    case "membership-readd":
+      return removeMember(control, fault.nodes.find((node) => node !== leader) ?? single);
     case "clock-offset": {
       const offset = fault.clockOffsetMs ?? 0;
       await control.restart(single, offset);
@@ -208,6 +214,29 @@ export async function applyFault(control: ClusterControl, fault: PlannedFault): 
       const detail = `${mode} ${links.map(([from, to]) => `${from}->${to}`).join(" ")}`;
       return { nodes: ordered, detail, heal: async () => control.healLinks() };
     }
+  }
+}
+
+/** Bounds one membership change, catching up of a re-added member included. */
+const MEMBERSHIP_CHANGE_DEADLINE_MS = 20_000;
+
+/**
+ * Removes a follower through the log; healing adds it back the safe way (learner, caught up,
+ * promoted). The node keeps running meanwhile: removed, it neither votes nor campaigns.
+ */
+async function removeMember(control: ClusterControl, node: string): Promise<{ nodes: string[]; detail: string; heal: () => Promise<void> }> {
+  const address = control.node(node).address;
+  await withAdminClient(control, (client) => client.removeMember(node));
+  const heal = (): Promise<void> => withAdminClient(control, async (client) => void (await client.addMember(node, address)));
+  return { nodes: [node], detail: `remove ${node} from the cluster, then add it back`, heal };
+}
+
+async function withAdminClient<T>(control: ClusterControl, action: (client: KvClient) => Promise<T>): Promise<T> {
+  const client = await KvClient.connect(`kv://${control.clientAddresses.join(",")}`, { timeoutMs: MEMBERSHIP_CHANGE_DEADLINE_MS });
+  try {
+    return await action(client);
+  } finally {
+    await client.close();
   }
 }
 

@@ -6,7 +6,7 @@ import { startAdminServer } from "./admin.js";
 import { KvServer } from "./kv-server.js";
 import { PeerTransport } from "./peer-transport.js";
 import { findSelf, membershipOf, parsePeers } from "./peers.js";
-import { ReplicatedNode } from "./replicated-node.js";
+import { ReplicatedNode, type MessageSender } from "./replicated-node.js";
 import type { FsyncMode } from "./storage/durable-log.js";
 
 /** The options of `kv-node`, as commander parses them. */
@@ -28,6 +28,7 @@ export interface NodeCommandLine {
   readonly tickMs: number;
   readonly electionTicks: number;
   readonly clockOffsetMs: number;
+  readonly pinPeerAddresses: boolean;
 }
 
 /** Requests wait at most this long unless they name their own deadline. */
@@ -55,6 +56,7 @@ export async function runNode(options: NodeCommandLine): Promise<void> {
   await mkdir(options.dataDir, { recursive: true });
   const limits = { ...DEFAULT_LIMITS, maxValueBytes: options.maxValueBytes, maxKeyLength: options.maxKeyLength };
   const transport = new PeerTransport({ selfId: id, clusterId: options.clusterId, logger });
+  const sender = options.pinPeerAddresses ? pinnedAddresses(transport, membership.addresses) : transport;
   const node = await ReplicatedNode.open({
     id,
     initialMembership: membership,
@@ -70,7 +72,7 @@ export async function runNode(options: NodeCommandLine): Promise<void> {
     expiryIntervalMs: EXPIRY_INTERVAL_MS,
     clockOffsetMs: options.clockOffsetMs,
     logger,
-    sender: transport,
+    sender,
     onFatal: (error) => fatal(logger, error),
   });
   const server = await KvServer.start(node, { bind: options.bind, clusterId: options.clusterId, limits, defaultTimeoutMs: DEFAULT_REQUEST_TIMEOUT_MS, logger });
@@ -83,6 +85,22 @@ export async function runNode(options: NodeCommandLine): Promise<void> {
   transport.close();
   admin?.close();
   logger.flush();
+}
+
+/**
+ * Test only (jepsen-lite): a membership entry carries the leader's address book, but a harness
+ * that routes every link through its own proxy gives each node a different one. Pinning keeps
+ * this node's `--peers` addresses for the members it names; new members come from the log.
+ */
+function pinnedAddresses(transport: PeerTransport, pinned: Readonly<Record<string, string>>): MessageSender {
+  return {
+    send: (messages) => transport.send(messages),
+    setAddresses: (addresses) => transport.setAddresses({ ...addresses, ...pick(pinned, Object.keys(addresses)) }),
+  };
+}
+
+function pick(record: Readonly<Record<string, string>>, keys: readonly string[]): Record<string, string> {
+  return Object.fromEntries(keys.filter((key) => record[key] !== undefined).map((key) => [key, record[key] as string]));
 }
 
 function adminSource(node: ReplicatedNode): Parameters<typeof startAdminServer>[1] {
