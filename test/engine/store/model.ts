@@ -9,6 +9,7 @@ import type { Outcome } from "../../../src/engine/outcome.js";
 import { addDecimals, ExactDecimal, isDecimal } from "../../../src/engine/decimal.js";
 import { valueSize } from "../../../src/engine/validation.js";
 import { DEFAULT_LIMITS } from "../../../src/engine/limits.js";
+import { equalityKey } from "../values/arbitraries.js";
 import type { Decimal, Value, ValueMap } from "../../../src/engine/value.js";
 
 interface ModelEntry {
@@ -142,7 +143,7 @@ export class Model {
         return this.append(command);
       case "cas": {
         const current = this.live(ns, command.key);
-        const matches = command.expected === null ? current === undefined || current.value === null : current !== undefined && canonical(current.value) === canonical(command.expected);
+        const matches = command.expected === null ? current === undefined || current.value === null : current !== undefined && equalityKey(current.value) === equalityKey(command.expected);
         if (!matches) return ok(false);
         this.put(ns, command.key, command.newValue, this.ttl(command.ttlMs), current?.metadata ?? null);
         return ok(true);
@@ -365,26 +366,6 @@ export function globToRegExp(pattern: string, separator: string | undefined): Re
     else source += escape(char);
   }
   return new RegExp(`^${source}$`, "su");
-}
-
-/** A type-tagged string of a value: equal strings = equal values, by the engine's equality rules. */
-export function canonical(value: Value): string {
-  if (value === null) return "null";
-  switch (typeof value) {
-    case "boolean":
-      return `bool:${value}`;
-    case "bigint":
-      return `int:${value}`;
-    case "number":
-      return Number.isNaN(value) ? "float:NaN" : `float:${value === 0 ? 0 : value}`;
-    case "string":
-      return `str:${JSON.stringify(value)}`;
-    default:
-      if (value instanceof Uint8Array) return `bytes:${[...value].join(",")}`;
-      if (isDecimal(value)) return `dec:${value.toString()}`;
-      if (Array.isArray(value)) return `list:[${(value as Value[]).map(canonical).join(",")}]`;
-      return `map:{${[...(value as ValueMap)].sort(([a], [b]) => (a < b ? -1 : 1)).map(([key, element]) => `${JSON.stringify(key)}:${canonical(element)}`).join(",")}}`;
-  }
 }
 
 /** A plain structure for toEqual: Decimals, bytes and Maps compared by content; messages dropped. */
