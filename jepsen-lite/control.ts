@@ -243,12 +243,7 @@ export class ClusterControl {
 
   /** Synchronous last resort (process exit): never leave nodes behind. */
   killAllNow(): void {
-    for (const running of this.processes.values()) {
-      if (running.hasExited) continue;
-      running.killed = true;
-      running.child.kill("SIGCONT");
-      running.child.kill("SIGKILL");
-    }
+    for (const running of this.processes.values()) running.killNow();
   }
 }
 

@@ -23,6 +23,14 @@ export class NodeProcess {
       });
     });
   }
+
+  /** SIGKILL at once (after SIGCONT, so a paused process dies too); synchronous for exit hooks. */
+  killNow(): void {
+    if (this.hasExited) return;
+    this.killed = true;
+    this.child.kill("SIGCONT");
+    this.child.kill("SIGKILL");
+  }
 }
 
 /** Calls `probe` every `intervalMs` until it returns non-null or the deadline passes (then null). */

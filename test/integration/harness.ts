@@ -311,12 +311,7 @@ export class Cluster {
   }
 
   killAllNow(): void {
-    for (const running of this.processes.values()) {
-      if (running.hasExited) continue;
-      running.killed = true;
-      running.child.kill("SIGCONT");
-      running.child.kill("SIGKILL");
-    }
+    for (const running of this.processes.values()) running.killNow();
   }
 }
 
