@@ -71,6 +71,20 @@ export class ExpiryQueue {
   }
 
   /**
+   * Expires current items due by `now`, earliest first, at most `limit` of them: each is popped
+   * and handed to `expire` before the next is looked at, so a duplicate of an item just expired
+   * is seen as stale and dropped. Returns how many were expired.
+   */
+  expireDue(now: number, limit: number, isCurrent: (item: ExpiryItem) => boolean, expire: (item: ExpiryItem) => void): number {
+    let expired = 0;
+    while (expired < limit && this.hasCurrentDue(now, isCurrent)) {
+      expire(this.pop() as ExpiryItem);
+      expired++;
+    }
+    return expired;
+  }
+
+  /**
    * Drops stale items (their owner's deadline changed or the owner is gone) and duplicates, so
    * the garbage of lazy deletion stays proportional to the live items. O(length).
    */

@@ -1,5 +1,5 @@
 import { CopyOnWriteMap } from "./copy-on-write.js";
-import { ExpiryQueue } from "./expiry-queue.js";
+import { ExpiryQueue, type ExpiryItem } from "./expiry-queue.js";
 
 /**
  * Locks live in their own table, apart from user keys. A grant's fencing token is the log
@@ -58,21 +58,15 @@ export class LockTable {
 
   /** Removes up to `limit` expired lock records, earliest first. */
   purgeExpired(now: number, limit: number): number {
-    let purged = 0;
-    while (purged < limit) {
-      const next = this.expiry.peek();
-      if (next === undefined || next.expiresAt > now) break;
-      this.expiry.pop();
-      if (this.table.get(next.id)?.expiresAt !== next.expiresAt) continue;
-      this.table.delete(next.id);
-      purged++;
-    }
-    return purged;
+    return this.expiry.expireDue(now, limit, this.isCurrent, (item) => this.table.delete(item.id));
   }
 
   hasExpired(now: number): boolean {
-    return this.expiry.hasCurrentDue(now, (item) => this.table.get(item.id)?.expiresAt === item.expiresAt);
+    return this.expiry.hasCurrentDue(now, this.isCurrent);
   }
+
+  /** Whether a queue item still describes its lock's deadline (lazy deletion). */
+  private readonly isCurrent = (item: ExpiryItem): boolean => this.table.get(item.id)?.expiresAt === item.expiresAt;
 
   /** Records sorted by name: an order that does not depend on the history of the table. */
   sortedRecords(view: ReadonlyMap<string, LockRecord> = this.table.current): LockRecord[] {

@@ -3,7 +3,7 @@ import type { Value, ValueMap } from "./value.js";
 import { CopyOnWriteMap } from "./copy-on-write.js";
 import { BUCKET_COUNT, bucketOf, namespacePrefix } from "./hash.js";
 import type { GlobMatcher } from "./glob.js";
-import { ExpiryQueue } from "./expiry-queue.js";
+import { ExpiryQueue, type ExpiryItem } from "./expiry-queue.js";
 
 /**
  * One stored key. Entries are never changed in place (except the leader-only access hint):
@@ -113,22 +113,17 @@ export class ShardedStore {
 
   /** Removes up to `limit` expired keys, earliest deadline first; returns how many. */
   purgeExpired(now: number, limit: number): number {
-    let purged = 0;
-    while (purged < limit) {
-      const next = this.expiry.peek();
-      if (next === undefined || next.expiresAt > now) break;
-      this.expiry.pop();
-      if (this.lookup(next.id)?.expiresAt !== next.expiresAt) continue;
-      this.remove(next.id);
-      purged++;
-    }
-    return purged;
+    return this.expiry.expireDue(now, limit, this.isCurrent, (item) => this.remove(item.id));
   }
 
   /** True when some key has expired by `now` (drops stale queue items on the way). */
   hasExpired(now: number): boolean {
-    return this.expiry.hasCurrentDue(now, (item) => this.lookup(item.id)?.expiresAt === item.expiresAt);
+    return this.expiry.hasCurrentDue(now, this.isCurrent);
   }
+
+  /** Whether a queue item still describes its key's deadline (lazy deletion). */
+  private readonly isCurrent = (item: ExpiryItem): boolean => this.lookup(item.id)?.expiresAt === item.expiresAt;
+
 
   shardEntries(shardIndex: number): ReadonlyMap<string, Entry> {
     const shard = this.shards[shardIndex];
