@@ -3,6 +3,7 @@ import { KvError } from "../errors.js";
 import { MAX_FRAME_BYTES } from "../engine/limits.js";
 import { encodeFrame, FrameDecoder, type Frame } from "../server/protocol/frame.js";
 import { decodeErrorPayload, STATUS } from "../server/protocol/status.js";
+import { TickCork } from "../util/tick-cork.js";
 
 export interface ClientConnectionOptions {
   /** Requests awaiting an answer; one more fails at once with BUSY. */
@@ -62,7 +63,7 @@ export class ClientConnection {
   private sendQueue: PendingRequest[] = [];
   private nextRequestId = 0;
   private waitingForDrain = false;
-  private corked = false;
+  private readonly cork: TickCork;
   private closeReason: KvError | null = null;
   private resolveClosed: (reason: KvError) => void = () => undefined;
 
@@ -72,6 +73,7 @@ export class ClientConnection {
     maxFrameBytes: number,
   ) {
     this.decoder = new FrameDecoder({ maxFrameBytes });
+    this.cork = new TickCork(socket);
     this.closed = new Promise((resolve) => {
       this.resolveClosed = resolve;
     });
@@ -180,15 +182,7 @@ export class ClientConnection {
     const frame = entry.frame;
     if (frame === null) return;
     entry.frame = null;
-    if (!this.corked) {
-      this.corked = true;
-      this.socket.cork();
-      process.nextTick(() => {
-        this.corked = false;
-        this.socket.uncork();
-      });
-    }
-    if (!this.socket.write(frame)) this.waitingForDrain = true;
+    if (!this.cork.write(frame)) this.waitingForDrain = true;
   }
 
   private onDrain(): void {

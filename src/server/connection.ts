@@ -2,6 +2,7 @@ import type { Socket } from "node:net";
 import { KvError } from "../errors.js";
 import { MAX_FRAME_BYTES } from "../engine/limits.js";
 import { InvariantViolation } from "../util/assert.js";
+import { TickCork } from "../util/tick-cork.js";
 import { COMMAND, commandByCode, isPeerCommand } from "./protocol/commands.js";
 import { encodeFrame, FrameDecoder, FrameTooLargeError, type Frame } from "./protocol/frame.js";
 import { encodeErrorPayload, isStatus, STATUS, type Status } from "./protocol/status.js";
@@ -85,7 +86,7 @@ class ServerConnection implements ServedConnection {
   private waitingForDrain = false;
   private handshakePending = false;
   private firstFrameSeen = false;
-  private corked = false;
+  private readonly cork: TickCork;
   private state: ConnectionState = "open";
   private graceTimer: NodeJS.Timeout | undefined;
 
@@ -96,6 +97,7 @@ class ServerConnection implements ServedConnection {
   ) {
     this.info = { id: nextConnectionId++, remoteAddress: `${socket.remoteAddress}:${socket.remotePort}`, peer: false };
     this.decoder = new FrameDecoder({ maxFrameBytes: limits.maxFrameBytes });
+    this.cork = new TickCork(socket);
     this.closed = new Promise((resolve) => socket.once("close", () => resolve()));
     socket.setNoDelay(true);
     socket.on("data", (chunk: Buffer) => this.onData(chunk));
@@ -223,15 +225,7 @@ class ServerConnection implements ServedConnection {
 
   /** Responses that complete in the same tick leave in one write (cork until next tick). */
   private write(requestId: number, response: ServerResponse): void {
-    if (!this.corked) {
-      this.corked = true;
-      this.socket.cork();
-      process.nextTick(() => {
-        this.corked = false;
-        this.socket.uncork();
-      });
-    }
-    if (!this.socket.write(encodeFrame(response.status, requestId, response.payload))) this.waitingForDrain = true;
+    if (!this.cork.write(encodeFrame(response.status, requestId, response.payload))) this.waitingForDrain = true;
   }
 }
 
