@@ -86,6 +86,9 @@ const RAFT_REFUSALS: Readonly<Record<RaftError["code"], KvError["code"]>> = {
 /** Longest stretch of applying entries without yielding to the event loop. */
 const APPLY_SLICE_MS = 10;
 
+/** Deadline of one purge proposal; a purge still pending blocks the next one. */
+const PURGE_TIMEOUT_MS = 10_000;
+
 /** Most expired keys one active-expiry entry purges, so applying it stays short. */
 const PURGE_LIMIT = 10_000;
 
@@ -416,8 +419,9 @@ export class ReplicatedNode {
     if (this.stopped || this.purgeInFlight || this.raft.status().role !== "leader") return;
     if (!this.engine.hasExpired(this.clock())) return;
     this.purgeInFlight = true;
-    this.write({ type: "purgeExpired", namespace: "", limit: PURGE_LIMIT }, 10_000)
-      .catch(() => undefined)
+    this.write({ type: "purgeExpired", namespace: "", limit: PURGE_LIMIT }, PURGE_TIMEOUT_MS)
+      // Losing leadership or a busy log only delays the purge: the next interval proposes it again.
+      .catch((error: unknown) => this.options.logger.debug({ error: (error as Error).message }, "expiry purge not applied; will retry"))
       .finally(() => {
         this.purgeInFlight = false;
       });
