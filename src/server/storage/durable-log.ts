@@ -2,20 +2,23 @@ import { Level } from "level";
 import { KvError } from "../../errors.js";
 import type { HardState, LogEntry } from "../../raft/types.js";
 import { assert } from "../../util/assert.js";
+import { checkLevelDbLogs, type LogCheckReport } from "./leveldb-log-check.js";
 import {
   decodeEntry,
-  decodeHardState,
+  decodeLogState,
   decodeSnapshotPoint,
   encodeEntry,
-  encodeHardState,
+  encodeLogState,
   encodeSnapshotPoint,
   encodeSyncMarker,
   ENTRY_KEY_RANGE,
   entryKey,
   HARD_STATE_KEY,
   indexOfEntryKey,
+  NO_HARD_STATE,
   SNAPSHOT_POINT_KEY,
   SYNC_MARKER_KEY,
+  type LogStateRecord,
   type SnapshotPoint,
 } from "./log-records.js";
 import { corrupt } from "./record-codec.js";
@@ -65,6 +68,8 @@ interface PendingCall {
   readonly entryCount: number;
   /** Weight against maxBatchEntries / maxPendingEntries: a call without entries weighs one. */
   readonly weight: number;
+  /** The hard state and watermark as of this call, written with the batch that ends with it. */
+  readonly logState: Operation;
   readonly resolve: () => void;
   readonly reject: (error: Error) => void;
 }
@@ -95,6 +100,9 @@ export class DurableLog {
     private readonly options: DurableLogOptions,
     private snapshotPoint: SnapshotPoint,
     private lastIndex: number,
+    private hardState: HardState,
+    /** What the check of LevelDB's own log files found before it opened them. */
+    readonly startupCheck: LogCheckReport,
   ) {
     this.maxBatchEntries = options.maxBatchEntries ?? DEFAULT_MAX_BATCH_ENTRIES;
     this.maxPendingEntries = options.maxPendingEntries ?? DEFAULT_MAX_PENDING_ENTRIES;
@@ -104,7 +112,13 @@ export class DurableLog {
     this.syncTimer = options.fsync === "interval" ? this.startSyncTimer() : null;
   }
 
+  /**
+   * Opens the log, refusing (CORRUPT, naming the file or index) one that is damaged: LevelDB's
+   * log files are verified before LevelDB reads them (it would drop damaged records), and the
+   * log must end exactly at the watermark of its last batch.
+   */
   static async open(directory: string, options: DurableLogOptions): Promise<DurableLog> {
+    const startupCheck = await checkLevelDbLogs(directory);
     const db: LogDatabase = new Level<Uint8Array, Uint8Array>(directory, {
       keyEncoding: "view",
       valueEncoding: "view",
@@ -116,7 +130,9 @@ export class DurableLog {
       const lastKey = lastKeys[0];
       // An entry left below the snapshot point is reported by load(); here it must not lower the bound.
       const lastIndex = Math.max(snapshotPoint.index, lastKey === undefined ? 0 : indexOfEntryKey(lastKey));
-      return new DurableLog(db, options, snapshotPoint, lastIndex);
+      const logState = await readLogState(db);
+      checkWatermark(directory, lastIndex, logState?.lastIndexWritten ?? null);
+      return new DurableLog(db, options, snapshotPoint, lastIndex, logState?.hardState ?? NO_HARD_STATE, startupCheck);
     } catch (error) {
       await db.close();
       throw error;
@@ -126,7 +142,7 @@ export class DurableLog {
   /** Reads and verifies the whole log: every record's checksum, shape, index and term order. */
   async load(): Promise<LoadedLog> {
     await this.idle();
-    const hardStateRecord = await this.db.get(HARD_STATE_KEY);
+    const logState = await readLogState(this.db);
     const point = await readSnapshotPoint(this.db);
     const entries: LogEntry[] = [];
     let previousTerm = point.term;
@@ -142,7 +158,7 @@ export class DurableLog {
       entries.push(entry);
     }
     return {
-      hardState: hardStateRecord === undefined ? null : decodeHardState(hardStateRecord),
+      hardState: logState?.hardState ?? null,
       snapshotIndex: point.index,
       snapshotTerm: point.term,
       entries,
@@ -156,9 +172,8 @@ export class DurableLog {
    */
   append(entries: readonly LogEntry[], hardState?: HardState): Promise<void> {
     return this.enqueue(entries.length, () => {
-      const operations = entries.length > 0 ? this.planEntries(entries) : [];
-      if (hardState !== undefined) operations.push(hardStatePut(hardState));
-      return operations;
+      if (hardState !== undefined) this.hardState = hardState;
+      return entries.length > 0 ? this.planEntries(entries) : [];
     });
   }
 
@@ -177,8 +192,9 @@ export class DurableLog {
     return this.enqueue(0, () => {
       assert(index >= this.snapshotPoint.index, `snapshot ${index} is older than the log's snapshot ${this.snapshotPoint.index}`);
       const operations = this.deleteEntries(this.snapshotPoint.index + 1, this.lastIndex);
-      operations.push(this.moveSnapshotPoint({ index, term }), hardStatePut(hardState));
+      operations.push(this.moveSnapshotPoint({ index, term }));
       this.lastIndex = index;
+      this.hardState = hardState;
       return operations;
     });
   }
@@ -216,9 +232,10 @@ export class DurableLog {
       );
     }
     const operations = plan();
+    const logState = this.logStatePut();
     this.pendingEntries += weight;
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ operations, entryCount, weight, resolve, reject });
+      this.queue.push({ operations, entryCount, weight, logState, resolve, reject });
       this.kick();
     });
   }
@@ -243,6 +260,11 @@ export class DurableLog {
     const operations: Operation[] = [];
     for (let index = fromIndex; index <= toIndex; index++) operations.push({ type: "del", key: entryKey(index) });
     return operations;
+  }
+
+  /** The hard state and the last index as planned so far: the state once this call is written. */
+  private logStatePut(): Operation {
+    return { type: "put", key: HARD_STATE_KEY, value: encodeLogState({ hardState: this.hardState, lastIndexWritten: this.lastIndex }) };
   }
 
   private moveSnapshotPoint(point: SnapshotPoint): Operation {
@@ -281,6 +303,10 @@ export class DurableLog {
   private async writeBatch(calls: readonly PendingCall[]): Promise<void> {
     const sync = this.options.fsync === "always" || this.syncRequested;
     const operations = calls.flatMap((call) => call.operations);
+    // One state record per batch, the last call's: the calls are planned in order, so it
+    // covers every operation of the batch. A marker-only batch changes no state and needs none.
+    const lastCall = calls.at(-1);
+    if (lastCall !== undefined) operations.push(lastCall.logState);
     if (this.syncRequested) {
       this.syncRequested = false;
       operations.push({ type: "put", key: SYNC_MARKER_KEY, value: encodeSyncMarker(this.counters.syncs + 1) });
@@ -343,6 +369,17 @@ function misplacedEntry(index: number, expectedIndex: number, point: SnapshotPoi
   return corrupt(`log entry ${expectedIndex}`, `missing (the next stored entry is ${index})`);
 }
 
-function hardStatePut(hardState: HardState): Operation {
-  return { type: "put", key: HARD_STATE_KEY, value: encodeHardState(hardState) };
+async function readLogState(db: LogDatabase): Promise<LogStateRecord | null> {
+  const record = await db.get(HARD_STATE_KEY);
+  return record === undefined ? null : decodeLogState(record);
+}
+
+/**
+ * The log's last index must be the one its last batch recorded. Fewer entries means LevelDB
+ * lost some it had acknowledged as written; a log from before the watermark has none to check.
+ */
+function checkWatermark(directory: string, lastIndex: number, lastIndexWritten: number | null): void {
+  if (lastIndexWritten === null || lastIndex === lastIndexWritten) return;
+  const found = lastIndex < lastIndexWritten ? `entries ${lastIndex + 1}..${lastIndexWritten} are missing` : `entries after it are stored`;
+  throw corrupt(`log ${directory}`, `index ${lastIndexWritten} was written (the watermark) but the log ends at ${lastIndex}: ${found}`);
 }

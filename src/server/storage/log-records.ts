@@ -74,17 +74,34 @@ export function decodeEntry(record: Uint8Array, index: number): LogEntry {
   }
 }
 
-export function encodeHardState(hardState: HardState): Uint8Array {
-  return sealRecord([hardState.term, hardState.vote, hardState.commit]);
+/**
+ * The hard state and the watermark: the last index the log held when this batch was written.
+ * Every batch carries it, so a log that ends before its watermark lost entries it once held
+ * (damage LevelDB's recovery or a damaged table file dropped without a word).
+ */
+export interface LogStateRecord {
+  readonly hardState: HardState;
+  /** Null in a record written before the watermark existed: nothing to check it against. */
+  readonly lastIndexWritten: number | null;
 }
 
-export function decodeHardState(record: Uint8Array): HardState {
+export const NO_HARD_STATE: HardState = { term: 0, vote: null, commit: 0 };
+
+export function encodeLogState(state: LogStateRecord & { readonly lastIndexWritten: number }): Uint8Array {
+  const { hardState, lastIndexWritten } = state;
+  return sealRecord([hardState.term, hardState.vote, hardState.commit, lastIndexWritten]);
+}
+
+export function decodeLogState(record: Uint8Array): LogStateRecord {
   const what = "log hard state";
-  const [term, vote, commit] = unsealRecord(record, what);
+  const [term, vote, commit, lastIndexWritten] = unsealRecord(record, what);
   return {
-    term: expectCount(term, what, "term"),
-    vote: vote === null ? null : expectString(vote, what, "vote"),
-    commit: expectCount(commit, what, "commit"),
+    hardState: {
+      term: expectCount(term, what, "term"),
+      vote: vote === null ? null : expectString(vote, what, "vote"),
+      commit: expectCount(commit, what, "commit"),
+    },
+    lastIndexWritten: lastIndexWritten === undefined ? null : expectCount(lastIndexWritten, what, "watermark"),
   };
 }
 

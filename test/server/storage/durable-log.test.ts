@@ -1,10 +1,13 @@
+import { readdir, readFile, stat, truncate, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import fc from "fast-check";
 import { Level } from "level";
 import { afterEach, describe, expect, test } from "vitest";
 import { KvError } from "../../../src/errors.js";
 import type { HardState, LogEntry, Membership } from "../../../src/raft/types.js";
 import { DurableLog, type DurableLogOptions } from "../../../src/server/storage/durable-log.js";
-import { entryKey, HARD_STATE_KEY } from "../../../src/server/storage/log-records.js";
+import { entryKey, HARD_STATE_KEY, NO_HARD_STATE } from "../../../src/server/storage/log-records.js";
+import { sealRecord } from "../../../src/server/storage/record-codec.js";
 import { InvariantViolation } from "../../../src/util/assert.js";
 import { createTemporaryDirectory, removeTemporaryDirectories } from "./temporary-directories.js";
 
@@ -160,7 +163,8 @@ class LogModel {
   snapshotIndex = 0;
   snapshotTerm = 0;
   term = 1;
-  hardState: HardState | null = null;
+  /** Every batch writes the hard state record: the zero hard state until a call gives one. */
+  hardState: HardState = NO_HARD_STATE;
   entries: LogEntry[] = [];
 
   get lastIndex(): number {
@@ -338,9 +342,7 @@ describe("corruption is detected and named", () => {
       damaged[damaged.length - 1]! ^= 0x01;
       await db.put(HARD_STATE_KEY, damaged);
     });
-    const log = await DurableLog.open(directory, ALWAYS);
-    await expectCorrupt(log.load(), "log hard state");
-    await log.close();
+    await expectCorrupt(DurableLog.open(directory, ALWAYS), "log hard state");
   });
 });
 
@@ -363,4 +365,78 @@ test("figures: average synced batch latency for 1, 100 and 1000 entries of 256 b
   expect(loaded.entries).toHaveLength(nextIndex - 1);
   expect(log.stats().syncs).toBe(plan.reduce((sum, [, rounds]) => sum + rounds, 0));
   await log.close();
+});
+
+describe("the watermark: a log that ends before its last batch's last index refuses to open", () => {
+  async function logWithTenEntries(directory: string): Promise<void> {
+    const log = await DurableLog.open(directory, ALWAYS);
+    await log.append(commands(1, 10, 1), hardState(1, 5));
+    await log.close();
+  }
+
+  async function editDatabase(directory: string, edit: (db: Level<Uint8Array, Uint8Array>) => Promise<void>): Promise<void> {
+    const db = new Level<Uint8Array, Uint8Array>(directory, { keyEncoding: "view", valueEncoding: "view" });
+    await db.open();
+    await edit(db);
+    await db.close();
+  }
+
+  test("dropped tail entries (as a damaged table file would lose them) -> CORRUPT naming the indexes", async () => {
+    const directory = await createTemporaryDirectory();
+    await logWithTenEntries(directory);
+    await editDatabase(directory, (db) => db.batch([{ type: "del", key: entryKey(9) }, { type: "del", key: entryKey(10) }]));
+    await expectCorrupt(DurableLog.open(directory, ALWAYS), `log ${directory}: index 10 was written (the watermark) but the log ends at 8: entries 9..10 are missing`);
+  });
+
+  test("every kind of batch keeps the watermark: appends that truncate, compaction, snapshot reset", async () => {
+    const directory = await createTemporaryDirectory();
+    const log = await DurableLog.open(directory, ALWAYS);
+    await log.append(commands(1, 10, 1));
+    await log.append(commands(4, 5, 2), hardState(2, 3));
+    await log.compact(3, 1);
+    let { reopened, loaded } = await reopenAndLoad(log, directory);
+    expect(loaded).toMatchObject({ snapshotIndex: 3, hardState: hardState(2, 3), entries: commands(4, 5, 2) });
+    await reopened.resetToSnapshot(50, 3, hardState(3, 50));
+    ({ reopened, loaded } = await reopenAndLoad(reopened, directory));
+    expect(loaded).toMatchObject({ snapshotIndex: 50, hardState: hardState(3, 50), entries: [] });
+    await reopened.close();
+  });
+
+  test("a hard state record from before the watermark (three fields) opens, and the next batch adds it", async () => {
+    const directory = await createTemporaryDirectory();
+    await logWithTenEntries(directory);
+    await editDatabase(directory, (db) => db.batch([{ type: "put", key: HARD_STATE_KEY, value: sealRecord([1, "n1", 5]) }, { type: "del", key: entryKey(10) }]));
+    const log = await DurableLog.open(directory, ALWAYS);
+    expect((await log.load()).hardState).toEqual(hardState(1, 5));
+    await log.append(commands(10, 10, 1));
+    await log.close();
+    await editDatabase(directory, (db) => db.del(entryKey(10)));
+    await expectCorrupt(DurableLog.open(directory, ALWAYS), "index 10 was written");
+  });
+
+  test("LevelDB's own log file is checked before LevelDB opens it: flipped bytes refuse the open, naming the file", async () => {
+    const directory = await createTemporaryDirectory();
+    await logWithTenEntries(directory);
+    const logFile = (await readdir(directory)).find((name) => name.endsWith(".log"));
+    expect(logFile).toBeDefined();
+    const path = join(directory, logFile as string);
+    const bytes = await readFile(path);
+    for (let offset = bytes.length - 20; offset < bytes.length - 12; offset++) bytes[offset] = (bytes[offset] as number) ^ 0xff;
+    await writeFile(path, bytes);
+    await expectCorrupt(DurableLog.open(directory, ALWAYS), `LevelDB log ${path} is damaged at byte`);
+  });
+
+  test("a torn last batch (a crash mid-write, never acknowledged) opens without it", async () => {
+    const directory = await createTemporaryDirectory();
+    const log = await DurableLog.open(directory, ALWAYS);
+    await log.append(commands(1, 10, 1), hardState(1, 5));
+    await log.append(commands(11, 12, 1), hardState(1, 10));
+    await log.close();
+    const logFile = (await readdir(directory)).find((name) => name.endsWith(".log")) as string;
+    await truncate(join(directory, logFile), (await stat(join(directory, logFile))).size - 10);
+    const reopened = await DurableLog.open(directory, ALWAYS);
+    expect(reopened.startupCheck.files[0]?.tornTailBytes).toBeGreaterThan(0);
+    expect(await reopened.load()).toMatchObject({ hardState: hardState(1, 5), entries: commands(1, 10, 1) });
+    await reopened.close();
+  });
 });
