@@ -17,6 +17,7 @@ import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { Command } from "commander";
+import { ensureClusterSecretFile } from "../src/util/cluster-secret.js";
 
 const NODE_COUNT = 3;
 const FIRST_PORT = 7001;
@@ -81,8 +82,8 @@ function membersOf(dataRoot: string): ClusterMember[] {
   }));
 }
 
-function startMember(entry: string, member: ClusterMember, peers: string, nodeArguments: readonly string[]): ChildProcess {
-  const argumentsOfNode = ["--bind", member.address, "--id", member.id, "--peers", peers, "--data-dir", member.dataDirectory, "--admin", member.adminAddress];
+function startMember(entry: string, member: ClusterMember, peers: string, secretFile: string, nodeArguments: readonly string[]): ChildProcess {
+  const argumentsOfNode = ["--bind", member.address, "--id", member.id, "--peers", peers, "--data-dir", member.dataDirectory, "--admin", member.adminAddress, "--cluster-secret-file", secretFile];
   // Its own process group: a terminal's Ctrl-C reaches only this script, which then stops the
   // nodes one way (SIGTERM) instead of racing the signal the terminal sends each of them.
   return spawn(process.execPath, [entry, ...argumentsOfNode, ...nodeArguments], { stdio: ["ignore", "pipe", "pipe"], detached: true });
@@ -115,8 +116,10 @@ async function main(): Promise<void> {
 
   const members = membersOf(resolve(dataDir));
   const peers = members.map((member) => `${member.id}=${member.address}`).join(",");
+  // Peers prove they hold the cluster secret; a local cluster gets one of its own, beside its data.
+  const secretFile = await ensureClusterSecretFile(join(resolve(dataDir), "cluster-secret"));
   const children = members.map((member, index) => {
-    const child = startMember(entry, member, peers, nodeArguments);
+    const child = startMember(entry, member, peers, secretFile, nodeArguments);
     relay(child, prefixOf(member.id, index));
     return child;
   });

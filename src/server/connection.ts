@@ -171,7 +171,8 @@ class ServerConnection implements ServedConnection {
       this.refuse(frame.requestId, refusal);
       return;
     }
-    const handshake = frame.kind === COMMAND.handshake;
+    // Nothing else is read from a link until each step of its handshake is answered.
+    const handshake = frame.kind === COMMAND.handshake || frame.kind === COMMAND.handshakeProof;
     if (handshake) this.handshakePending = true;
     this.inFlightCount += 1;
     const request: ServerRequest = { command: frame.kind, requestId: frame.requestId, payload: frame.payload };

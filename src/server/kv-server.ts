@@ -3,18 +3,18 @@ import type { Logger } from "pino";
 import type { EngineLimits } from "../engine/limits.js";
 import { encode } from "../engine/codec.js";
 import { KvError } from "../errors.js";
-import { decodeMessages } from "./peer-codec.js";
 import { parseHostPort } from "./peers.js";
 import { serveConnection, type ConnectionInfo, type ServedConnection, type ServerRequest, type ServerResponse } from "./connection.js";
 import { COMMAND, commandByCode } from "./protocol/commands.js";
-import { checkHandshake, readHandshake } from "./protocol/handshake.js";
 import { parseOperation, rejection, renderOutcome, type Operation } from "./protocol/operations.js";
-import { EMPTY_PAYLOAD, STATUS } from "./protocol/status.js";
+import { STATUS } from "./protocol/status.js";
+import type { PeerGate } from "./peer-gate.js";
 import type { ReplicatedNode } from "./replicated-node.js";
 
 export interface KvServerOptions {
   readonly bind: string;
-  readonly clusterId: string;
+  /** Admits peer links (handshake, proof) and hands their Raft messages on. */
+  readonly peers: PeerGate;
   readonly limits: EngineLimits;
   /** Deadline of a request that names none. */
   readonly defaultTimeoutMs: number;
@@ -24,20 +24,24 @@ export interface KvServerOptions {
 /**
  * The one listener of a node: clients and peers share the address (SPEC §5). A connection that
  * opens with a handshake is a peer link carrying Raft messages; any other is a client.
+ *
+ * It listens before the node exists: a node with an empty data directory first learns from its
+ * peers' handshakes whether to found a cluster or join one, and they must be able to reach it
+ * meanwhile. Until `attach`, client requests are answered UNAVAILABLE.
  */
 export class KvServer {
   private readonly connections = new Set<ServedConnection>();
+  private attached: ReplicatedNode | null = null;
 
   private constructor(
     private readonly server: Server,
-    private readonly node: ReplicatedNode,
     private readonly options: KvServerOptions,
   ) {}
 
-  static async start(node: ReplicatedNode, options: KvServerOptions): Promise<KvServer> {
+  static async start(options: KvServerOptions): Promise<KvServer> {
     const { host, port } = parseHostPort(options.bind);
     const server = createServer();
-    const kvServer = new KvServer(server, node, options);
+    const kvServer = new KvServer(server, options);
     server.on("connection", (socket) => kvServer.accept(socket));
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
@@ -49,6 +53,15 @@ export class KvServer {
     return kvServer;
   }
 
+  attach(node: ReplicatedNode): void {
+    this.attached = node;
+  }
+
+  private get node(): ReplicatedNode {
+    if (this.attached === null) throw new KvError("UNAVAILABLE", "the node is starting: it is still finding out which cluster it belongs to");
+    return this.attached;
+  }
+
   async close(): Promise<void> {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const connection of this.connections) connection.close();
@@ -58,30 +71,20 @@ export class KvServer {
   private accept(socket: Socket): void {
     const connection = serveConnection(socket, (request, info) => this.handle(request, info));
     this.connections.add(connection);
-    void connection.closed.then(() => this.connections.delete(connection));
+    void connection.closed.then(() => {
+      this.connections.delete(connection);
+      this.options.peers.closed(connection.info);
+    });
   }
 
   private async handle(request: ServerRequest, info: ConnectionInfo): Promise<ServerResponse> {
-    if (request.command === COMMAND.handshake) return this.handshake(request, info);
-    if (request.command === COMMAND.raftMessages) {
-      this.node.receive(decodeMessages(request.payload));
-      return { status: STATUS.OK, payload: EMPTY_PAYLOAD };
-    }
+    if (request.command === COMMAND.handshake) return this.options.peers.hello(request.payload, info);
+    if (request.command === COMMAND.handshakeProof) return this.options.peers.proof(request.payload, info);
+    if (request.command === COMMAND.raftMessages) return this.options.peers.messages(request.payload, info);
     const name = commandByCode(request.command)?.name;
     if (name === undefined) throw new KvError("INVALID", `unknown command 0x${request.command.toString(16)}`);
     const { operation, timeoutMs } = parseOperation(request.command, request.payload, this.options.limits);
     return this.execute(name, operation, timeoutMs ?? this.options.defaultTimeoutMs);
-  }
-
-  private handshake(request: ServerRequest, info: ConnectionInfo): ServerResponse {
-    const handshake = readHandshake(request.payload);
-    try {
-      checkHandshake(handshake, this.options.clusterId);
-    } catch (error) {
-      this.options.logger.warn({ peer: handshake.nodeId, from: info.remoteAddress, reason: (error as Error).message }, "peer refused");
-      throw error;
-    }
-    return { status: STATUS.OK, payload: EMPTY_PAYLOAD };
   }
 
   private async execute(name: string, operation: Operation, timeoutMs: number): Promise<ServerResponse> {

@@ -1,14 +1,18 @@
 import type { Logger } from "pino";
-import { ClientConnection } from "../client/connection.js";
+import type { ClientConnection } from "../client/connection.js";
+import { KvError } from "../errors.js";
 import type { Message, NodeId } from "../raft/types.js";
-import { COMMAND, PROTOCOL_VERSION } from "./protocol/commands.js";
-import { encodeHandshake } from "./protocol/handshake.js";
+import { COMMAND } from "./protocol/commands.js";
+import { dialPeer, type DialerSide } from "./peer-auth.js";
 import { encodeMessages } from "./peer-codec.js";
-import { parseHostPort } from "./peers.js";
+import { outboundLinkId, type PeerDirectory } from "./peer-directory.js";
 
 export interface PeerTransportOptions {
   readonly selfId: NodeId;
-  readonly clusterId: string;
+  /** How links prove this node's membership (cluster name, secret, announcement). */
+  readonly dialer: DialerSide;
+  /** Learns each listener's announcement. */
+  readonly directory: PeerDirectory;
   readonly logger: Logger;
   /** Messages waiting for a link to open; past it new ones are dropped (Raft resends). */
   readonly maxQueuedMessages?: number;
@@ -23,8 +27,8 @@ const DEFAULTS = { maxQueuedMessages: 4096, maxQueuedBytes: 64 * 1024 * 1024, re
 type Settings = Required<PeerTransportOptions>;
 
 /**
- * Outbound Raft traffic: one TCP link per peer, opened with a handshake (cluster id, protocol
- * version), reopened with capped exponential backoff and jitter. Sending never blocks the core:
+ * Outbound Raft traffic: one TCP link per peer, opened with the authenticated handshake of
+ * peer-auth.ts (and only to a listener that answers as the member it is dialled for), reopened with capped exponential backoff and jitter. Sending never blocks the core:
  * messages of one Ready go out as one frame per peer; while a link is down they wait in a
  * bounded queue and are dropped past it, which Raft tolerates by design (it retries on the next
  * heartbeat or probe). Inbound links are served by the node's listener.
@@ -137,17 +141,20 @@ class PeerLink {
       .catch((error: Error) => this.onFailure(error));
   }
 
+  /**
+   * A listener that answers as another member (a re-provisioned node on the old address, a
+   * stale address book) gets none of this member's messages: they would be taken as its own.
+   */
   private async open(): Promise<ClientConnection> {
-    const { host, port } = parseHostPort(this.address);
-    const connection = await ClientConnection.connect(host, port, { connectTimeoutMs: this.settings.reconnectMaxMs * 2 });
-    try {
-      const handshake = { clusterId: this.settings.clusterId, protocolVersion: PROTOCOL_VERSION, nodeId: this.settings.selfId };
-      await connection.request(COMMAND.handshake, encodeHandshake(handshake), { timeoutMs: 5000 });
-      return connection;
-    } catch (error) {
+    const { connection, announcement } = await dialPeer(this.address, this.settings.dialer);
+    if (announcement.memberId !== this.id) {
       connection.close();
-      throw error;
+      throw new KvError("INVALID", `${this.address} answers as ${announcement.memberId ?? `a node still joining (${announcement.name})`}, not ${this.id}`);
     }
+    const linkId = outboundLinkId();
+    this.settings.directory.linkOpened(linkId, announcement);
+    void connection.closed.then(() => this.settings.directory.linkClosed(linkId));
+    return connection;
   }
 
   private onOpen(connection: ClientConnection): void {

@@ -21,7 +21,10 @@ import {
 } from "../raft/types.js";
 import { decodeEntryData, encodeEntryData } from "./entry-data.js";
 import type { Consistency } from "./protocol/operations.js";
-import { Metrics, type Counter } from "./metrics.js";
+import type { Metrics, Counter } from "./metrics.js";
+import type { PeerAnnouncement } from "./peer-auth.js";
+import type { PeerDirectory } from "./peer-directory.js";
+import { Readmission } from "./readmission.js";
 import { readAll, SnapshotKeeper, type SnapshotFileSlice, type SnapshotSource } from "./snapshot-keeper.js";
 import { DurableLog, type FsyncMode } from "./storage/durable-log.js";
 import { SnapshotStore, type SnapshotFile } from "./storage/snapshot-store.js";
@@ -51,6 +54,11 @@ export interface ReplicatedNodeOptions {
   /** Test-only shift of this node's wall clock, to check that log time makes skew harmless. */
   readonly clockOffsetMs: number;
   readonly logger: Logger;
+  readonly metrics: Metrics;
+  /** Who this node's peers say they are (peer handshakes): re-admission and `add <name>` read it. */
+  readonly directory: PeerDirectory;
+  /** The cluster this node belongs to (identity.ts); null for a directory from before identities. */
+  readonly cluster: string | null;
   readonly sender: MessageSender;
   /** Called when the node cannot go on safely (storage failure, broken invariant). */
   readonly onFatal: (error: unknown) => void;
@@ -81,7 +89,19 @@ const RAFT_REFUSALS: Readonly<Record<RaftError["code"], KvError["code"]>> = {
   MEMBERSHIP_CHANGE_PENDING: "UNAVAILABLE",
   // An argument the cluster refuses (adding a member twice): answered, the connection stays open.
   INVALID_MEMBERSHIP_CHANGE: "VALUE_INVALID",
+  // A change that could cost the quorum waits for the members to be reachable (or --force).
+  UNSAFE_MEMBERSHIP_CHANGE: "UNAVAILABLE",
 };
+
+/** How often the leader looks for members that came back as a new incarnation. */
+const READMISSION_INTERVAL_MS = 500;
+
+/** Period of the commit samples that tell a stuck node from a busy one. */
+const COMMIT_SAMPLE_INTERVAL_MS = 1000;
+
+function isMember(membership: Membership, id: NodeId | null): boolean {
+  return id !== null && (membership.voters.includes(id) || membership.learners.includes(id));
+}
 
 /** Longest stretch of applying entries without yielding to the event loop. */
 const APPLY_SLICE_MS = 10;
@@ -110,7 +130,7 @@ export interface NodeStatus extends RaftStatus {
  * is being persisted, new proposals accumulate in the core and form the next batch.
  */
 export class ReplicatedNode {
-  readonly metrics = new Metrics();
+  readonly metrics: Metrics;
   private readonly proposals = new Map<number, PendingProposal>();
   private readonly reads = new Map<number, PendingRead>();
   private nextReadContext = 1;
@@ -131,7 +151,11 @@ export class ReplicatedNode {
     readonly timeouts: Counter;
     readonly walSeconds: Counter;
     readonly readySeconds: Counter;
+    readonly unadmitted: Counter;
   };
+  private readonly readmission: Readmission;
+  /** Commit index sampled a second or two ago: a node that has not applied it is stuck, not just busy. */
+  private commitSamples = { older: 0, newer: 0 };
 
   private constructor(
     private readonly options: ReplicatedNodeOptions,
@@ -142,6 +166,7 @@ export class ReplicatedNode {
     private readonly snapshots: SnapshotKeeper,
     private applied: number,
   ) {
+    this.metrics = options.metrics;
     this.appliedMembership = storage.snapshotMetadata().membership;
     this.durableHardState = storage.initialState().hardState;
     this.recoveredCommit = this.durableHardState.commit;
@@ -152,7 +177,9 @@ export class ReplicatedNode {
       timeouts: this.metrics.counter("kv_request_timeouts_total", "Requests that passed their deadline."),
       walSeconds: this.metrics.counter("kv_wal_append_seconds_total", "Time spent waiting for the log to persist a Ready (divide by kv_wal_batches_total for the average)."),
       readySeconds: this.metrics.counter("kv_raft_ready_seconds_total", "Time spent handling Ready batches, persisting included."),
+      unadmitted: this.metrics.counter("kv_peer_messages_from_non_members_total", "Raft messages dropped because their sender is not a member of this node's configuration."),
     };
+    this.readmission = new Readmission(this, options.directory, options.id, options.logger);
     this.registerGauges();
   }
 
@@ -203,6 +230,11 @@ export class ReplicatedNode {
     this.options.sender.setAddresses(membership.addresses);
     this.every(this.options.tickMs, () => this.tick());
     this.every(this.options.expiryIntervalMs, () => this.proposeExpiry());
+    this.every(READMISSION_INTERVAL_MS, () => this.readmission.poll());
+    this.every(COMMIT_SAMPLE_INTERVAL_MS, () => {
+      this.commitSamples = { older: this.commitSamples.newer, newer: this.raft.status().commit };
+    });
+    this.options.directory.onRestart = (memberId) => this.onPeerRestart(memberId);
     // A lone voter need not wait an election timeout to lead itself.
     if (membership.voters.length === 1 && membership.voters[0] === this.options.id) this.raft.campaign();
     this.schedule();
@@ -218,10 +250,27 @@ export class ReplicatedNode {
     return this.options.id;
   }
 
-  /** Raft messages from a peer link. */
-  receive(messages: readonly Message[]): void {
+  /**
+   * Raft messages from an admitted peer link (the gate checked they come from the link's own
+   * member). Only members of this node's configuration are heard, except while this node is
+   * not a member itself: a node waiting to be added hears the cluster it joined.
+   */
+  receive(link: PeerAnnouncement, messages: readonly Message[]): void {
     if (this.stopped) return;
+    const { membership } = this.raft.status();
+    const heard = isMember(membership, link.memberId) || (!isMember(membership, this.id) && link.cluster === this.options.cluster);
+    if (!heard) {
+      this.counters.unadmitted.increment(messages.length);
+      return;
+    }
     for (const message of messages) this.raft.step(message);
+    this.schedule();
+  }
+
+  /** A follower's process restarted: it may have lost what it had not synced, so catch it up from its real state. */
+  private onPeerRestart(memberId: NodeId): void {
+    if (this.stopped || this.raft.status().role !== "leader") return;
+    this.raft.resetProgress(memberId);
     this.schedule();
   }
 
@@ -240,7 +289,11 @@ export class ReplicatedNode {
 
   /** Serializable reads answer from local state; linearizable ones wait for a ReadIndex. */
   async read(query: Query, consistency: Consistency, timeoutMs: number): Promise<Outcome<unknown>> {
-    if (consistency === "serializable") return this.engine.read(query, this.clock());
+    if (consistency === "serializable") {
+      const behind = this.notReadyReason();
+      if (behind !== null) throw new KvError("UNAVAILABLE", `this node cannot serve serializable reads: ${behind}`);
+      return this.engine.read(query, this.clock());
+    }
     this.checkCapacity();
     const context = this.nextReadContext++;
     const promise = new Promise<Outcome<unknown>>((resolve) => {
@@ -262,7 +315,9 @@ export class ReplicatedNode {
   }
 
   /** Adds a member the safe way (dissertation §4.2.1): as a learner, caught up, then promoted. */
-  async addMember(id: NodeId, address: string, timeoutMs: number): Promise<Membership> {
+  async addMember(name: NodeId, address: string, timeoutMs: number): Promise<Membership> {
+    // A node that joined runs under `name~incarnation`: the operator names it, its handshake says which id.
+    const id = this.options.directory.connectedMemberIdOf(name) ?? name;
     const deadline = Date.now() + timeoutMs;
     await this.changeMembership({ type: "addLearner", node: id, address }, timeoutMs);
     const target = this.raft.status().commit;
@@ -548,12 +603,21 @@ export class ReplicatedNode {
     this.serveConfirmedReads();
   }
 
-  /**
-   * Ready to serve: a leader is known and everything committed before this process started has
-   * been applied again (a restarting node replays its log before it counts as healthy).
-   */
+  /** Ready (`/health`): it can serve and a leader is known. */
   isHealthy(): boolean {
-    return this.raft.status().leader !== null && this.applied >= this.recoveredCommit;
+    return this.notReadyReason() === null && this.raft.status().leader !== null;
+  }
+
+  /**
+   * Why this node's state is known to be behind, or null: it is not a member (waiting to be
+   * added, or removed), it is replaying what it committed before this process started, or it
+   * has not applied what was committed a second or two ago (stuck, not just busy).
+   */
+  private notReadyReason(): string | null {
+    if (!isMember(this.raft.status().membership, this.id)) return "it is not a member of the cluster (waiting to be added, or removed)";
+    if (this.applied < this.recoveredCommit) return "it is still replaying its log";
+    if (this.applied < this.commitSamples.older) return `it has not applied index ${this.commitSamples.older}, committed more than a second ago`;
+    return null;
   }
 
   private applyEntry(entry: LogEntry): Outcome<unknown> {

@@ -1,6 +1,7 @@
 import { spawn } from "node:child_process";
 import { closeSync, openSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
+import { ensureClusterSecretFile } from "../../src/util/cluster-secret.js";
 import { reservePorts } from "../../src/util/ports.js";
 import { NodeProcess, pollUntil, withDeadline } from "../../src/util/processes.js";
 import { tmpdir } from "node:os";
@@ -91,7 +92,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       founding: index < options.size,
     });
   }
-  const cluster = new Cluster(root, nodes, options);
+  const cluster = new Cluster(root, nodes, options, await ensureClusterSecretFile(join(root, "cluster-secret")));
   liveClusters.add(cluster);
   for (const node of nodes) if (node.founding) cluster.start(node.id);
   return cluster;
@@ -107,6 +108,8 @@ export class Cluster {
     readonly root: string,
     readonly nodes: readonly ClusterNode[],
     private readonly options: ClusterOptions,
+    /** Every node proves it belongs with this file's secret. */
+    readonly secretFile: string,
   ) {}
 
   get addresses(): string[] {
@@ -160,6 +163,7 @@ export class Cluster {
       "--data-dir", node.dataDirectory,
       "--admin", node.adminAddress,
       "--fsync", this.options.fsync ?? "always",
+      "--cluster-secret-file", this.secretFile,
       ...(this.options.nodeOptions ?? []),
     ];
   }

@@ -5,7 +5,6 @@ import { ClientConnection, nextFreeRequestId, type ClientConnectionOptions } fro
 import type { RequestHandler, ServerRequest, ServerResponse } from "../../src/server/connection.js";
 import { COMMAND, PROTOCOL_VERSION } from "../../src/server/protocol/commands.js";
 import { encodeFrame, type Frame } from "../../src/server/protocol/frame.js";
-import { encodeHandshake } from "../../src/server/protocol/handshake.js";
 import { PayloadFields } from "../../src/server/protocol/payload.js";
 import { decodeErrorPayload, STATUS } from "../../src/server/protocol/status.js";
 import { deferred, rawClient, startServer, waitFor, type TestServer } from "./helpers.js";
@@ -295,7 +294,7 @@ describe("client connection", () => {
 });
 
 describe("peer links", () => {
-  const handshake = encodeHandshake({ clusterId: "c1", protocolVersion: PROTOCOL_VERSION, nodeId: "n2" });
+  const handshake = encode({ clusterId: "c1", protocolVersion: PROTOCOL_VERSION, challenge: new Uint8Array(32) });
 
   it("holds peer frames until the handshake is answered, then marks the connection as a peer", async () => {
     const gate = deferred<void>();

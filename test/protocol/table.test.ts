@@ -2,8 +2,7 @@ import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { ERROR_CODES, KvError } from "../../src/errors.js";
 import { encode } from "../../src/engine/codec.js";
-import { COMMAND, COMMANDS, commandByCode, isPeerCommand, PEER_COMMAND_BASE, PROTOCOL_VERSION } from "../../src/server/protocol/commands.js";
-import { checkHandshake, encodeHandshake, readHandshake } from "../../src/server/protocol/handshake.js";
+import { COMMAND, COMMANDS, commandByCode, isPeerCommand, PEER_COMMAND_BASE } from "../../src/server/protocol/commands.js";
 import { PayloadFields } from "../../src/server/protocol/payload.js";
 import { decodeErrorPayload, encodeErrorPayload, isStatus, STATUS } from "../../src/server/protocol/status.js";
 
@@ -39,7 +38,7 @@ describe("command table", () => {
   it("places peer commands at 0x80 and above, and client commands below", () => {
     expect(COMMAND.handshake).toBe(PEER_COMMAND_BASE);
     for (const command of COMMANDS) {
-      expect(isPeerCommand(command.code)).toBe(command.name === "handshake" || command.name === "raftMessages");
+      expect(isPeerCommand(command.code)).toBe(["handshake", "handshakeProof", "raftMessages"].includes(command.name));
     }
     expect(commandByCode(0x00)).toBeUndefined();
     expect(commandByCode(0xff)).toBeUndefined();
@@ -121,19 +120,5 @@ describe("PayloadFields", () => {
     expect(invalid(() => fields.stringList("raw"))).toBe("INVALID");
     expect(invalid(() => fields.fieldsOf("key"))).toBe("INVALID");
     expect(invalid(() => PayloadFields.decode(encode([1, 2])))).toBe("INVALID");
-  });
-});
-
-describe("peer handshake", () => {
-  it("round-trips and accepts a peer of the same cluster and version", () => {
-    const handshake = { clusterId: "c1", protocolVersion: PROTOCOL_VERSION, nodeId: "n2" };
-    expect(readHandshake(encodeHandshake(handshake))).toEqual(handshake);
-    expect(() => checkHandshake(handshake, "c1")).not.toThrow();
-  });
-
-  it("refuses another cluster or protocol version with INVALID", () => {
-    expect(() => checkHandshake({ clusterId: "c2", protocolVersion: PROTOCOL_VERSION, nodeId: "n2" }, "c1")).toThrow(KvError);
-    expect(() => checkHandshake({ clusterId: "c1", protocolVersion: PROTOCOL_VERSION + 1, nodeId: "n2" }, "c1")).toThrow(/protocol/);
-    expect(() => readHandshake(encode({ clusterId: "c1" }))).toThrow(KvError);
   });
 });

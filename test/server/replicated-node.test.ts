@@ -5,6 +5,8 @@ import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { DEFAULT_LIMITS } from "../../src/engine/limits.js";
 import type { Membership, Message } from "../../src/raft/types.js";
+import { Metrics } from "../../src/server/metrics.js";
+import { PeerDirectory } from "../../src/server/peer-directory.js";
 import { ReplicatedNode, type ReplicatedNodeOptions } from "../../src/server/replicated-node.js";
 
 const directories: string[] = [];
@@ -33,6 +35,9 @@ async function openNode(membership: Membership, sent: Message[] = []): Promise<R
     expiryIntervalMs: 20,
     clockOffsetMs: 0,
     logger: pino({ level: "silent" }),
+    metrics: new Metrics(),
+    directory: new PeerDirectory(),
+    cluster: null,
     sender: { send: (messages) => sent.push(...messages), setAddresses: () => undefined },
     onFatal: (error) => {
       throw error;

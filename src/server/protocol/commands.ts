@@ -6,7 +6,8 @@
  * cluster administration in 0x40–0x7F, peer-to-peer traffic from 0x80 (PEER_COMMAND_BASE):
  * one address serves clients and peers, and a peer connection begins with `handshake`.
  */
-export const PROTOCOL_VERSION = 1;
+/** 2: peers authenticate with a challenge-response before any Raft message. */
+export const PROTOCOL_VERSION = 2;
 
 export const PEER_COMMAND_BASE = 0x80;
 
@@ -55,10 +56,12 @@ export const COMMANDS = [
   { name: "snapshotSave", code: 0x44, write: false },
   // Reads the newest snapshot file by offset, so `kv snapshot save <file>` can download it.
   { name: "snapshotRead", code: 0x45, write: false },
-  // Peer to peer. A peer link opens with `handshake` (cluster id, protocol version, node id),
-  // then carries batches of Raft messages; snapshot chunks travel inside those messages.
+  // Peer to peer. A peer link opens with `handshake` and `handshakeProof` (a challenge-response
+  // over the cluster secret, see server/peer-auth.ts), then carries batches of Raft messages;
+  // snapshot chunks travel inside those messages.
   { name: "handshake", code: 0x80, write: false },
   { name: "raftMessages", code: 0x81, write: false },
+  { name: "handshakeProof", code: 0x82, write: false },
 ] as const satisfies readonly CommandDefinition[];
 
 export interface CommandDefinition {

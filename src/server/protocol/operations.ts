@@ -92,7 +92,7 @@ export interface ParsedRequest {
 export type Consistency = "linearizable" | "serializable";
 
 /** Commands a client may send; peer commands are served by the listener, never here. */
-export type ClientCommandName = Exclude<CommandName, "handshake" | "raftMessages">;
+export type ClientCommandName = Exclude<CommandName, "handshake" | "handshakeProof" | "raftMessages">;
 
 /** Bounds of a request's own timeout. */
 export const MIN_REQUEST_TIMEOUT_MS = 1;
