@@ -6,9 +6,11 @@ import { KvError } from "../errors.js";
 import { DEFAULT_LIMITS } from "../engine/limits.js";
 import type { Membership } from "../raft/types.js";
 import { startAdminServer } from "./admin.js";
+import { DiskSpaceGuard } from "./disk-space-guard.js";
 import { discoverIdentity } from "./discovery.js";
 import { foundingIdentity, loadIdentity, memberName, newIncarnation, saveIdentity, type MemberIdentity, type NodeIdentity } from "./identity.js";
-import { KvServer } from "./kv-server.js";
+import { defaultMaxConnections, readOpenFileLimit, reservedDescriptors } from "./connection-limits.js";
+import { KvServer, type KvServerOptions } from "./kv-server.js";
 import { Metrics } from "./metrics.js";
 import { dialPeer, loadCredentials, type DialerSide, type PeerAnnouncement, type PeerCredentials } from "./peer-auth.js";
 import { PeerDirectory } from "./peer-directory.js";
@@ -16,7 +18,9 @@ import { PeerGate } from "./peer-gate.js";
 import { PeerTransport } from "./peer-transport.js";
 import { findSelf, membershipOf, parsePeers, type PeerAddress } from "./peers.js";
 import { ReplicatedNode, type MessageSender } from "./replicated-node.js";
+import { discardLocalState } from "./storage/discard.js";
 import type { FsyncMode } from "./storage/durable-log.js";
+import { isNoSpaceError, noSpaceError } from "./storage/no-space.js";
 
 /** The options of `kv-node`, as commander parses them. */
 export interface NodeCommandLine {
@@ -28,12 +32,26 @@ export interface NodeCommandLine {
   readonly clusterSecretFile?: string;
   readonly insecurePeers: boolean;
   readonly dataDir: string;
+  /** Move the data directory's contents aside and start empty, to be caught up by the cluster. */
+  readonly rejoin: boolean;
+  /** Below this many free bytes on the data directory's filesystem, writes are refused (NO_SPACE). */
+  readonly minFreeDiskBytes: number;
   readonly fsync: FsyncMode;
   readonly shards: number;
   readonly snapshotEntries: number;
   readonly snapshotInterval: number;
   readonly maxValueBytes: number;
   readonly maxKeyLength: number;
+  /** Client connections accepted at once; absent: what the open-file limit leaves (connection-limits.ts). */
+  readonly maxConnections?: number;
+  /** Seconds without traffic after which a client connection with nothing in flight is closed; 0: never. */
+  readonly idleTimeout: number;
+  /** Request bytes read and not yet answered, all client connections together. */
+  readonly maxInflightRequestBytes: number;
+  /** Unsent answer bytes to one client past which nothing more is read from it until it drains. */
+  readonly clientOutputPauseBytes: number;
+  /** Answer bytes one client may owe (unsent, or waiting to be built) before it is disconnected. */
+  readonly clientOutputLimitBytes: number;
   readonly logLevel: string;
   readonly admin?: string;
   readonly tickMs: number;
@@ -106,10 +124,12 @@ async function decideIdentity(identity: NodeIdentity, peers: readonly PeerAddres
 export async function runNode(options: NodeCommandLine): Promise<void> {
   const { name, peers, founding } = namesFrom(options);
   const logger = pino({ level: options.logLevel, base: { node: name } });
-  await mkdir(options.dataDir, { recursive: true });
   const credentials = await loadCredentials({ secretFile: options.clusterSecretFile, insecurePeers: options.insecurePeers, clustered: peers.length > 0 });
+  await mkdir(options.dataDir, { recursive: true });
+  if (options.rejoin) await discardForRejoin(options.dataDir, peers.length > 0, logger);
   const limits = { ...DEFAULT_LIMITS, maxValueBytes: options.maxValueBytes, maxKeyLength: options.maxKeyLength };
   const metrics = new Metrics();
+  const diskSpace = await DiskSpaceGuard.start({ directory: options.dataDir, minFreeBytes: options.minFreeDiskBytes, logger, metrics });
   const directory = new PeerDirectory();
   const bootId = newIncarnation();
   let identity: NodeIdentity = await loadIdentity(options.dataDir, name);
@@ -120,7 +140,7 @@ export async function runNode(options: NodeCommandLine): Promise<void> {
     logger,
     metrics,
   );
-  const server = await KvServer.start({ bind: options.bind, peers: gate, limits, defaultTimeoutMs: DEFAULT_REQUEST_TIMEOUT_MS, logger });
+  const server = await KvServer.start({ bind: options.bind, peers: gate, limits, defaultTimeoutMs: DEFAULT_REQUEST_TIMEOUT_MS, logger, metrics, ...connectionBounds(options, logger) });
   const member = await decideIdentity(identity, peers, options.join, dialer, logger);
   if (member !== identity) await saveIdentity(options.dataDir, member);
   else if (!existsSync(join(options.dataDir, "log"))) {
@@ -149,6 +169,7 @@ export async function runNode(options: NodeCommandLine): Promise<void> {
     metrics,
     directory,
     cluster: member.cluster,
+    diskSpace,
     sender,
     onFatal: (error) => fatal(logger, error),
   });
@@ -162,7 +183,47 @@ export async function runNode(options: NodeCommandLine): Promise<void> {
   await node.close();
   transport.close();
   admin?.close();
+  diskSpace.close();
   logger.flush();
+}
+
+/** `--rejoin`: the local state is moved aside (never deleted) and the node starts empty. */
+async function discardForRejoin(dataDirectory: string, clustered: boolean, logger: Logger): Promise<void> {
+  if (!clustered) throw new KvError("INVALID", "--rejoin needs --peers: a single node has no cluster to catch up from, and would start empty");
+  const { movedTo, entries } = await discardLocalState(dataDirectory, new Date());
+  if (entries.length === 0) logger.warn({ dataDir: dataDirectory }, "--rejoin: the data directory is already empty; nothing moved");
+  else logger.warn({ dataDir: dataDirectory, movedTo, entries }, `--rejoin: local state moved aside to ${movedTo}; starting empty, to be caught up by the cluster`);
+}
+
+/**
+ * What an operator reads when the node does not start: a full disk says where, and a damaged
+ * log or snapshot says how to bring the node back (its data is unusable, the cluster's is not).
+ */
+export function explainStartFailure(error: unknown, dataDirectory: string): unknown {
+  if (error instanceof KvError && error.code === "NO_SPACE") return error;
+  if (isNoSpaceError(error)) return noSpaceError(dataDirectory, error, "the node cannot start");
+  if (error instanceof KvError && error.code === "CORRUPT") {
+    return new KvError("CORRUPT", `${error.message}\nthis node's local state cannot be trusted: start it with --rejoin to move it aside and be caught up by the cluster`);
+  }
+  return error;
+}
+
+/** The connection bounds of the command line, with --max-connections derived from the open-file limit when absent. */
+function connectionBounds(options: NodeCommandLine, logger: Logger): Pick<KvServerOptions, "maxConnections" | "maxInFlightRequestBytes" | "connectionLimits"> {
+  if (options.clientOutputLimitBytes < options.clientOutputPauseBytes) {
+    throw new KvError("INVALID", "--client-output-limit-bytes must be at least --client-output-pause-bytes");
+  }
+  const derived = defaultMaxConnections(readOpenFileLimit());
+  const maxConnections = options.maxConnections ?? derived.maxConnections;
+  const figures = { maxConnections, openFileLimit: derived.openFileLimit, reservedDescriptors: reservedDescriptors(), leftForClients: derived.maxConnections };
+  if (derived.tooLow || maxConnections > derived.maxConnections) {
+    logger.warn(figures, "the open-file limit leaves fewer descriptors than --max-connections needs next to LevelDB and peers: raise it (ulimit -n) or lower --max-connections");
+  } else logger.info(figures, "connection limit");
+  return {
+    maxConnections,
+    maxInFlightRequestBytes: options.maxInflightRequestBytes,
+    connectionLimits: { idleTimeoutMs: options.idleTimeout * 1000, outputPauseBytes: options.clientOutputPauseBytes, outputLimitBytes: options.clientOutputLimitBytes },
+  };
 }
 
 function dialerSide(clusterId: string, credentials: PeerCredentials, announcement: PeerAnnouncement): DialerSide {

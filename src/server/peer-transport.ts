@@ -4,6 +4,7 @@ import { KvError } from "../errors.js";
 import type { Message, NodeId } from "../raft/types.js";
 import { COMMAND } from "./protocol/commands.js";
 import { dialPeer, type DialerSide } from "./peer-auth.js";
+import { memberName } from "./identity.js";
 import { encodeMessages } from "./peer-codec.js";
 import { outboundLinkId, type PeerDirectory } from "./peer-directory.js";
 
@@ -51,7 +52,9 @@ export class PeerTransport {
       }
     }
     for (const [id, address] of Object.entries(addresses)) {
-      if (id !== this.settings.selfId && !this.links.has(id)) this.links.set(id, new PeerLink(id, address, this.settings, this));
+      // An earlier incarnation of this node (same name) lives at this node's own address.
+      if (memberName(id) === memberName(this.settings.selfId) || this.links.has(id)) continue;
+      this.links.set(id, new PeerLink(id, address, this.settings, this));
     }
   }
 

@@ -24,6 +24,8 @@ import type { Consistency } from "./protocol/operations.js";
 import type { Metrics, Counter } from "./metrics.js";
 import type { PeerAnnouncement } from "./peer-auth.js";
 import type { PeerDirectory } from "./peer-directory.js";
+import type { DiskSpaceGuard } from "./disk-space-guard.js";
+import { INCARNATION_SEPARATOR } from "./identity.js";
 import { Readmission } from "./readmission.js";
 import { readAll, SnapshotKeeper, type SnapshotFileSlice, type SnapshotSource } from "./snapshot-keeper.js";
 import { DurableLog, type FsyncMode } from "./storage/durable-log.js";
@@ -59,6 +61,8 @@ export interface ReplicatedNodeOptions {
   readonly directory: PeerDirectory;
   /** The cluster this node belongs to (identity.ts); null for a directory from before identities. */
   readonly cluster: string | null;
+  /** Free space on the data directory's filesystem: below its reserve, writes and replicated entries are refused. */
+  readonly diskSpace: DiskSpaceGuard;
   readonly sender: MessageSender;
   /** Called when the node cannot go on safely (storage failure, broken invariant). */
   readonly onFatal: (error: unknown) => void;
@@ -185,7 +189,8 @@ export class ReplicatedNode {
 
   static async open(options: ReplicatedNodeOptions): Promise<ReplicatedNode> {
     const store = await SnapshotStore.open(join(options.dataDirectory, "snapshots"));
-    const log = await DurableLog.open(join(options.dataDirectory, "log"), { fsync: options.fsync });
+    const log = await DurableLog.open(join(options.dataDirectory, "log"), { fsync: options.fsync, onBatchWritten: (bytes) => options.diskSpace.noteWritten(bytes) });
+    logTornTails(log, options.logger);
     try {
       return await ReplicatedNode.recover(options, store, log);
     } catch (error) {
@@ -219,7 +224,7 @@ export class ReplicatedNode {
         electionTimeoutTicks: options.electionTimeoutTicks,
       }),
     );
-    const keeper = new SnapshotKeeper(store, storage, log, options.logger, snapshot, Date.now());
+    const keeper = new SnapshotKeeper(store, storage, log, options.logger, snapshot, Date.now(), (bytes) => options.diskSpace.noteWritten(bytes));
     const node = new ReplicatedNode(options, engine, raft, storage, log, keeper, snapshotIndex);
     node.start();
     return node;
@@ -263,7 +268,8 @@ export class ReplicatedNode {
       this.counters.unadmitted.increment(messages.length);
       return;
     }
-    for (const message of messages) this.raft.step(message);
+    // A follower low on disk drops entries and snapshot chunks before the core sees them.
+    for (const message of this.options.diskSpace.admit(messages)) this.raft.step(message);
     this.schedule();
   }
 
@@ -280,6 +286,8 @@ export class ReplicatedNode {
    */
   async write(command: Command, timeoutMs: number): Promise<Outcome<unknown>> {
     this.checkCapacity();
+    // Only a leader's refusal is NO_SPACE: a follower answers NOT_LEADER, and the leader's disk decides.
+    if (this.raft.status().role === "leader") this.options.diskSpace.refuseIfLow();
     const now = this.proposalNow();
     const { firstIndex, term } = this.guard(() => this.raft.propose([encodeEntryData(now, command)]));
     this.counters.proposals.increment();
@@ -316,9 +324,8 @@ export class ReplicatedNode {
 
   /** Adds a member the safe way (dissertation §4.2.1): as a learner, caught up, then promoted. */
   async addMember(name: NodeId, address: string, timeoutMs: number): Promise<Membership> {
-    // A node that joined runs under `name~incarnation`: the operator names it, its handshake says which id.
-    const id = this.options.directory.connectedMemberIdOf(name) ?? name;
     const deadline = Date.now() + timeoutMs;
+    const id = await this.memberIdOf(name, timeoutMs / 2);
     await this.changeMembership({ type: "addLearner", node: id, address }, timeoutMs);
     const target = this.raft.status().commit;
     await this.waitFor(() => (this.raft.status().progress[id]?.match ?? 0) >= target, deadline - Date.now());
@@ -326,6 +333,19 @@ export class ReplicatedNode {
       throw new KvError("TIMEOUT", `${id} joined as a learner but did not catch up in time; promote it later`);
     }
     return this.changeMembership({ type: "promote", node: id }, Math.max(1, deadline - Date.now()));
+  }
+
+  /**
+   * A node that joined runs under `name~incarnation`: the operator names it and its handshake
+   * says which id. It may still be starting, so wait a while for it to connect; a node that
+   * never does is added under the name given (if a new incarnation of it connects later, the
+   * re-admission replaces that entry).
+   */
+  private async memberIdOf(name: string, waitMs: number): Promise<NodeId> {
+    const directory = this.options.directory;
+    if (name.includes(INCARNATION_SEPARATOR)) return name;
+    await this.waitFor(() => directory.connectedMemberIdOf(name) !== null, waitMs);
+    return directory.connectedMemberIdOf(name) ?? name;
   }
 
   transferLeadership(to: NodeId): void {
@@ -701,14 +721,13 @@ export class ReplicatedNode {
   private maybeSnapshot(): void {
     if (this.snapshots.inProgress || this.applied <= this.snapshots.lastSnapshotIndex) return;
     const now = Date.now();
+    if (!this.snapshots.isRetryDue(now)) return;
     const dueByEntries = this.applied - this.snapshots.lastSnapshotIndex >= this.options.snapshotEntries;
     const dueByTime = now - this.snapshots.lastSnapshotAtMs >= this.options.snapshotIntervalMs;
     if (!dueByEntries && !dueByTime) return;
     const source = this.snapshotSource();
     if (source === null) return;
-    this.snapshots.take(source, now).catch((error: unknown) => {
-      this.options.logger.error({ error: (error as Error).message }, "snapshot failed; will retry");
-    });
+    this.snapshots.takeInBackground(source, now);
   }
 
   /** The engine's image as of the applied index, with the log position it covers. */
@@ -753,6 +772,13 @@ function splitByPersistence(ready: Ready): { readonly alreadyStable: readonly Lo
   const cut = ready.committedEntries.findIndex((entry) => entry.index >= firstNew);
   if (cut === -1) return { alreadyStable: ready.committedEntries, rest: [] };
   return { alreadyStable: ready.committedEntries.slice(0, cut), rest: ready.committedEntries.slice(cut) };
+}
+
+/** A torn tail is a write that was never acknowledged: worth a line in the log, not a refusal. */
+function logTornTails(log: DurableLog, logger: Logger): void {
+  for (const file of log.startupCheck.files) {
+    if (file.tornTailBytes > 0) logger.info({ file: file.path, tornTailBytes: file.tornTailBytes }, "LevelDB log ends in an incomplete write (a crash mid-write, never acknowledged); LevelDB drops it");
+  }
 }
 
 async function restoreEngine(engine: Engine, snapshot: SnapshotFile): Promise<Uint8Array> {

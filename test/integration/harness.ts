@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach } from "vitest";
+import { memberName } from "../../src/server/identity.js";
 import type { NodeStatus } from "../../src/server/replicated-node.js";
 import type { FsyncMode } from "../../src/server/storage/durable-log.js";
 
@@ -252,7 +253,8 @@ export class Cluster {
       return agreedLeader(last, this.liveIds().length);
     });
     if (found === null) throw new Error(`no agreed leader within ${deadlineMs} ms; last statuses: ${summarize(last)}`);
-    return { id: found.id, address: this.node(found.id).address, term: found.term, elapsedMs: Date.now() - since };
+    // A node that came back as a new incarnation leads under `name~incarnation`.
+    return { id: found.id, address: this.node(memberName(found.id)).address, term: found.term, elapsedMs: Date.now() - since };
   }
 
   /**

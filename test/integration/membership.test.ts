@@ -1,5 +1,6 @@
 import { describe, expect, test } from "vitest";
 import { KvClient } from "../../src/index.js";
+import { memberName } from "../../src/server/identity.js";
 import { pollUntil } from "../../src/util/processes.js";
 import { startCluster } from "./harness.js";
 
@@ -18,9 +19,11 @@ describe("membership changes on real processes", () => {
       await client.addMember("n4", cluster.node("n4").address);
       const joined = await pollUntil(DEADLINE_MS, async () => {
         const status = await cluster.status("n4").catch(() => null);
-        return status !== null && status.membership.voters.includes("n4") && status.applied >= 50 ? status : null;
+        return status !== null && status.membership.voters.includes(status.id) && status.applied >= 50 ? status : null;
       });
-      expect([...(joined?.membership.voters ?? [])].sort()).toEqual(["n1", "n2", "n3", "n4"]);
+      // A node that joined is a new incarnation: its Raft id is `n4~<incarnation>`.
+      expect(joined?.id).toMatch(/^n4~[0-9a-f]{8}$/);
+      expect([...(joined?.membership.voters ?? [])].map(memberName).sort()).toEqual(["n1", "n2", "n3", "n4"]);
 
       // The leader removes itself: it steps down once the change commits, and the rest go on.
       const leader = await cluster.waitForLeader(DEADLINE_MS);
