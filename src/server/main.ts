@@ -143,7 +143,7 @@ export async function runNode(options: NodeCommandLine): Promise<void> {
   const server = await KvServer.start({ bind: options.bind, peers: gate, limits, defaultTimeoutMs: DEFAULT_REQUEST_TIMEOUT_MS, logger, metrics, ...connectionBounds(options, logger) });
   const member = await decideIdentity(identity, peers, options.join, dialer, logger);
   if (member !== identity) await saveIdentity(options.dataDir, member);
-  else if (!existsSync(join(options.dataDir, "log"))) {
+  else if (!existsSync(join(options.dataDir, "log", "CURRENT"))) {
     // A member's directory whose log is gone lost every vote and acknowledgement in it: serving
     // on under the same id could break quorums. Only a new incarnation may come back.
     throw new KvError("CORRUPT", `${options.dataDir} belongs to member ${member.memberId} but its log is missing; start with --rejoin to come back as a new incarnation`);
