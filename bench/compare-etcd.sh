@@ -45,9 +45,11 @@ done
 # ---- data-bridge-kv: 3 nodes, fresh data dirs, loopback, fsync always ----
 KV_PEERS="n1=127.0.0.1:7101,n2=127.0.0.1:7102,n3=127.0.0.1:7103"
 KV_ENDPOINTS="kv://127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103"
+mkdir -p "$WORK/kv"
+openssl rand -hex 32 >"$WORK/kv/cluster-secret"
 for index in 1 2 3; do
   node dist/bin/kv-node.js --bind "127.0.0.1:710$index" --peers "$KV_PEERS" --data-dir "$WORK/kv/n$index" \
-    --admin "127.0.0.1:810$index" --fsync always --log-level warn >"$WORK/kv-n$index.log" 2>&1 &
+    --admin "127.0.0.1:810$index" --fsync always --log-level warn --cluster-secret-file "$WORK/kv/cluster-secret" >"$WORK/kv-n$index.log" 2>&1 &
   PIDS+=($!)
 done
 
