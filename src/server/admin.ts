@@ -6,6 +6,7 @@ import { parseHostPort } from "./peers.js";
 export interface AdminSource {
   /** True while the node can serve: it has a leader it can reach (itself or another). */
   healthy(): boolean;
+  /** null while the node has no Raft state yet (it is finding out which cluster it belongs to). */
   status(): unknown;
   readonly metrics: Metrics;
 }
@@ -35,8 +36,11 @@ function route(request: IncomingMessage, response: ServerResponse, source: Admin
       const healthy = source.healthy();
       return send(response, healthy ? 200 : 503, "application/json", JSON.stringify({ healthy }));
     }
-    case "/status":
-      return send(response, 200, "application/json", JSON.stringify(source.status(), jsonReplacer));
+    case "/status": {
+      const status = source.status();
+      if (status === null) return send(response, 503, "application/json", JSON.stringify({ phase: "discovering" }));
+      return send(response, 200, "application/json", JSON.stringify(status, jsonReplacer));
+    }
     case "/metrics":
       return send(response, 200, "text/plain; version=0.0.4", source.metrics.render());
     default:

@@ -141,6 +141,8 @@ export async function runNode(options: NodeCommandLine): Promise<void> {
     metrics,
   );
   const server = await KvServer.start({ bind: options.bind, peers: gate, limits, defaultTimeoutMs: DEFAULT_REQUEST_TIMEOUT_MS, logger, metrics, ...connectionBounds(options, logger) });
+  let started: ReplicatedNode | null = null;
+  const admin = options.admin === undefined ? null : await startAdminServer(options.admin, adminSource(metrics, () => started));
   const member = await decideIdentity(identity, peers, options.join, dialer, logger);
   if (member !== identity) await saveIdentity(options.dataDir, member);
   else if (!existsSync(join(options.dataDir, "log", "CURRENT"))) {
@@ -173,9 +175,9 @@ export async function runNode(options: NodeCommandLine): Promise<void> {
     sender,
     onFatal: (error) => fatal(logger, error),
   });
+  started = node;
   gate.sink = (link, messages) => node.receive(link, messages);
   server.attach(node);
-  const admin = options.admin === undefined ? null : await startAdminServer(options.admin, adminSource(node));
   logger.info({ id: member.memberId, cluster: member.cluster, bind: options.bind, admin: options.admin ?? null, fsync: options.fsync, dataDir: options.dataDir }, `kv-node ready (fsync ${options.fsync})`);
   await waitForSignal();
   logger.info("shutting down");
@@ -247,11 +249,12 @@ function pinByName(addresses: Readonly<Record<string, string>>, pinned: Readonly
   return Object.fromEntries(Object.entries(addresses).map(([id, address]) => [id, pinned[memberName(id)] ?? address]));
 }
 
-function adminSource(node: ReplicatedNode): Parameters<typeof startAdminServer>[1] {
+/** The admin endpoint answers from the start: 503 while the node is still discovering its cluster. */
+function adminSource(metrics: Metrics, node: () => ReplicatedNode | null): Parameters<typeof startAdminServer>[1] {
   return {
-    metrics: node.metrics,
-    healthy: () => node.isHealthy(),
-    status: () => node.status(),
+    metrics,
+    healthy: () => node()?.isHealthy() ?? false,
+    status: () => node()?.status() ?? null,
   };
 }
 
