@@ -16,6 +16,7 @@ export const ERROR_CODES = [
   "BUSY",
   "INVALID", // malformed request: unknown command, bad payload shape
   "CORRUPT", // a snapshot or log record failed its checksum
+  "NO_SPACE", // the node's disk is (nearly) full: the write was refused before it was logged; retry once space is freed
   "CONNECTION", // client side: the connection failed or closed
   "INTERNAL", // an unexpected fault on the server; the outcome of a write is unknown
 ] as const;

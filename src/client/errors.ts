@@ -105,6 +105,14 @@ export class KvCorruptError extends KvError {
   }
 }
 
+/** The server's disk is (nearly) full: the write was refused, nothing applied. Not retried: space must be freed first. */
+export class KvNoSpaceError extends KvError {
+  override name = "KvNoSpaceError";
+  constructor(message: string, details: KvErrorDetails = {}) {
+    super("NO_SPACE", message, details);
+  }
+}
+
 /** An unexpected fault on the server; the outcome of a write is unknown. */
 export class KvInternalError extends KvError {
   override name = "KvInternalError";
@@ -130,6 +138,7 @@ export const CLIENT_ERROR_CLASSES: Readonly<Record<ErrorCode, ClientErrorClass>>
   BUSY: KvBusyError,
   INVALID: KvProtocolError,
   CORRUPT: KvCorruptError,
+  NO_SPACE: KvNoSpaceError,
   CONNECTION: KvConnectionError,
   INTERNAL: KvInternalError,
 });

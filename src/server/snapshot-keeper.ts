@@ -5,6 +5,8 @@ import { KvError } from "../errors.js";
 import type { MemoryStorage } from "../raft/memory-storage.js";
 import type { HardState, SnapshotChunk, SnapshotMetadata } from "../raft/types.js";
 import type { DurableLog } from "./storage/durable-log.js";
+import { isNoSpaceError, noSpaceError } from "./storage/no-space.js";
+import { RetryBackoff } from "./storage/retry-backoff.js";
 import type { SnapshotFile, SnapshotReceiver, SnapshotStore } from "./storage/snapshot-store.js";
 
 export interface SnapshotFileSlice {
@@ -23,6 +25,13 @@ export interface SnapshotSource {
 }
 
 /**
+ * Pause after a failed local snapshot, doubling per failure up to the maximum: a snapshot that
+ * fails at once (full disk) would otherwise be tried again on every tick.
+ */
+export const SNAPSHOT_RETRY_FIRST_DELAY_MS = 1000;
+export const SNAPSHOT_RETRY_MAX_DELAY_MS = 60_000;
+
+/**
  * Snapshots on disk and in the Raft storage: taking local ones (then compacting the log), and
  * receiving the leader's chunk by chunk. The on-disk file is the durable copy; MemoryStorage
  * holds the bytes that the leader streams to followers that fell behind.
@@ -32,6 +41,7 @@ export class SnapshotKeeper {
   private taking = false;
   /** The newest snapshot file on disk, the one `kv snapshot save` downloads. */
   private latestFile: SnapshotFile | null;
+  private readonly retry = new RetryBackoff({ firstDelayMs: SNAPSHOT_RETRY_FIRST_DELAY_MS, maxDelayMs: SNAPSHOT_RETRY_MAX_DELAY_MS });
   lastSnapshotIndex: number;
   lastSnapshotAtMs: number;
 
@@ -42,6 +52,8 @@ export class SnapshotKeeper {
     private readonly logger: Logger,
     initialFile: SnapshotFile | null,
     nowMs: number,
+    /** Told the size of every snapshot file written, so that the disk-space guard looks again. */
+    private readonly onWritten: (bytes: number) => void = () => undefined,
   ) {
     this.latestFile = initialFile;
     this.lastSnapshotIndex = initialFile?.metadata.index ?? 0;
@@ -50,6 +62,23 @@ export class SnapshotKeeper {
 
   get inProgress(): boolean {
     return this.taking;
+  }
+
+  /** False while a failed snapshot's backoff lasts: check it before building a source. */
+  isRetryDue(nowMs: number): boolean {
+    return this.retry.isDue(nowMs);
+  }
+
+  /**
+   * A snapshot the node decided is due: skipped while one is being written or while a failed
+   * one's backoff lasts; a failure is logged with the pause before the next try.
+   */
+  takeInBackground(source: SnapshotSource, nowMs: number): void {
+    if (this.taking || !this.retry.isDue(nowMs)) return;
+    this.take(source, nowMs).catch((error: unknown) => {
+      const retryInMs = this.retry.failed(Date.now());
+      this.logger.error({ error: (error as Error).message, retryInMs, failures: this.retry.consecutiveFailures }, "snapshot failed; will retry");
+    });
   }
 
   /**
@@ -61,7 +90,7 @@ export class SnapshotKeeper {
     this.taking = true;
     try {
       const started = Date.now();
-      const file = await this.store.save({ index: source.index, term: source.term, membership: source.membership }, source.data);
+      const file = await this.save(source);
       const data = await readAll(file);
       if (source.index > this.storage.snapshotMetadata().index) {
         this.storage.createSnapshot(file.metadata, data);
@@ -70,10 +99,27 @@ export class SnapshotKeeper {
       this.latestFile = file;
       this.lastSnapshotIndex = source.index;
       this.lastSnapshotAtMs = nowMs;
+      this.retry.succeeded();
       this.logger.info({ index: source.index, bytes: data.byteLength, ms: Date.now() - started }, "snapshot taken");
     } finally {
       this.taking = false;
     }
+  }
+
+  /** Writes the file; a failure leaves no temporary file behind, and a full disk says where. */
+  private async save(source: SnapshotSource): Promise<SnapshotFile> {
+    try {
+      const file = await this.store.save({ index: source.index, term: source.term, membership: source.membership }, source.data);
+      this.onWritten(file.metadata.sizeBytes);
+      return file;
+    } catch (error) {
+      await this.store.removeTemporaryFiles();
+      throw this.describeFailure(error);
+    }
+  }
+
+  private describeFailure(error: unknown): unknown {
+    return isNoSpaceError(error) ? noSpaceError(this.store.directoryPath, error, "could not write a snapshot") : error;
   }
 
   /** Writes one chunk of a snapshot the leader is streaming to us. */
@@ -82,7 +128,12 @@ export class SnapshotKeeper {
       await this.receiver?.sink.abort();
       this.receiver = { metadata: chunk.metadata, sink: this.store.beginReceive(chunk.metadata) };
     }
-    await this.receiver.sink.write(chunk.offset, chunk.data);
+    try {
+      await this.receiver.sink.write(chunk.offset, chunk.data);
+    } catch (error) {
+      throw this.describeFailure(error);
+    }
+    this.onWritten(chunk.data.byteLength);
   }
 
   /**

@@ -5,21 +5,33 @@ import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { DEFAULT_LIMITS } from "../../src/engine/limits.js";
 import type { Membership, Message } from "../../src/raft/types.js";
+import { DiskSpaceGuard } from "../../src/server/disk-space-guard.js";
 import { Metrics } from "../../src/server/metrics.js";
 import { PeerDirectory } from "../../src/server/peer-directory.js";
 import { ReplicatedNode, type ReplicatedNodeOptions } from "../../src/server/replicated-node.js";
 
 const directories: string[] = [];
 const nodes: ReplicatedNode[] = [];
+const diskGuards: DiskSpaceGuard[] = [];
+const MIN_FREE_DISK_BYTES = 1_000_000;
+/** What the nodes' disk-space guards measure; a test lowers it to fill the disk. */
+let freeDiskBytes = Number.MAX_SAFE_INTEGER;
 
 afterEach(async () => {
   await Promise.all(nodes.splice(0).map((node) => node.close(0)));
+  for (const guard of diskGuards.splice(0)) guard.close();
+  freeDiskBytes = Number.MAX_SAFE_INTEGER;
   await Promise.all(directories.splice(0).map((directory) => rm(directory, { recursive: true, force: true })));
 });
 
 async function openNode(membership: Membership, sent: Message[] = []): Promise<ReplicatedNode> {
   const dataDirectory = await mkdtemp(join(tmpdir(), "kv-node-"));
   directories.push(dataDirectory);
+  const logger = pino({ level: "silent" });
+  const metrics = new Metrics();
+  const measureFreeBytes = (): Promise<number> => Promise.resolve(freeDiskBytes);
+  const diskSpace = await DiskSpaceGuard.start({ directory: dataDirectory, minFreeBytes: MIN_FREE_DISK_BYTES, refreshIntervalMs: 10, logger, metrics, measureFreeBytes });
+  diskGuards.push(diskSpace);
   const options: ReplicatedNodeOptions = {
     id: "n1",
     initialMembership: membership,
@@ -34,10 +46,11 @@ async function openNode(membership: Membership, sent: Message[] = []): Promise<R
     maxPendingRequests: 100,
     expiryIntervalMs: 20,
     clockOffsetMs: 0,
-    logger: pino({ level: "silent" }),
-    metrics: new Metrics(),
+    logger,
+    metrics,
     directory: new PeerDirectory(),
     cluster: null,
+    diskSpace,
     sender: { send: (messages) => sent.push(...messages), setAddresses: () => undefined },
     onFatal: (error) => {
       throw error;
@@ -76,5 +89,19 @@ describe("ReplicatedNode in one process", () => {
     expect(read.ok).toBe(false);
     // Without peers it keeps campaigning: its pre-vote requests are handed to the transport.
     await waitFor(() => sent.some((message) => message.type === "requestVote"), 5000);
+  });
+
+  it("below the free disk reserve a leader refuses writes with NO_SPACE, keeps serving reads, and takes writes again once space returns", async () => {
+    const node = await openNode({ voters: ["n1"], learners: [], addresses: { n1: "127.0.0.1:1" } });
+    await waitFor(() => node.isHealthy(), 5000);
+    expect(await node.write({ type: "set", namespace: "", key: "k", value: 1n }, 5000)).toEqual({ ok: true, value: true });
+    freeDiskBytes = MIN_FREE_DISK_BYTES - 1;
+    await waitFor(() => /^kv_disk_space_low 1$/m.test(node.metrics.render()), 5000);
+    await expect(node.write({ type: "set", namespace: "", key: "k", value: 2n }, 5000)).rejects.toMatchObject({ code: "NO_SPACE" });
+    expect(await node.read({ type: "get", namespace: "", key: "k" }, "linearizable", 5000)).toEqual({ ok: true, value: 1n });
+    expect(await node.read({ type: "get", namespace: "", key: "k" }, "serializable", 5000)).toEqual({ ok: true, value: 1n });
+    freeDiskBytes = MIN_FREE_DISK_BYTES;
+    await waitFor(() => /^kv_disk_space_low 0$/m.test(node.metrics.render()), 5000);
+    expect(await node.write({ type: "set", namespace: "", key: "k", value: 3n }, 5000)).toEqual({ ok: true, value: true });
   });
 });

@@ -21,6 +21,7 @@ import {
   type LogStateRecord,
   type SnapshotPoint,
 } from "./log-records.js";
+import { isNoSpaceError, noSpaceError } from "./no-space.js";
 import { corrupt } from "./record-codec.js";
 
 export type FsyncMode = "always" | "interval";
@@ -33,6 +34,8 @@ export interface DurableLogOptions {
   readonly maxBatchEntries?: number;
   /** Entries (a call without entries counts as one) queued behind the write in flight; past it: BUSY. */
   readonly maxPendingEntries?: number;
+  /** Told the bytes of every batch written, so that a disk-space guard can look again after large ones. */
+  readonly onBatchWritten?: (bytes: number) => void;
 }
 
 export interface LoadedLog {
@@ -96,6 +99,7 @@ export class DurableLog {
   private readonly maxPendingEntries: number;
 
   private constructor(
+    private readonly directory: string,
     private readonly db: LogDatabase,
     private readonly options: DurableLogOptions,
     private snapshotPoint: SnapshotPoint,
@@ -132,7 +136,7 @@ export class DurableLog {
       const lastIndex = Math.max(snapshotPoint.index, lastKey === undefined ? 0 : indexOfEntryKey(lastKey));
       const logState = await readLogState(db);
       checkWatermark(directory, lastIndex, logState?.lastIndexWritten ?? null);
-      return new DurableLog(db, options, snapshotPoint, lastIndex, logState?.hardState ?? NO_HARD_STATE, startupCheck);
+      return new DurableLog(directory, db, options, snapshotPoint, lastIndex, logState?.hardState ?? NO_HARD_STATE, startupCheck);
     } catch (error) {
       await db.close();
       throw error;
@@ -316,9 +320,10 @@ export class DurableLog {
     try {
       await this.db.batch(operations, { sync });
     } catch (error) {
-      this.fail(error as Error, calls);
+      this.fail(this.describeFailure(error as Error), calls);
       return;
     }
+    this.options.onBatchWritten?.(batchBytes(operations));
     this.countBatch(calls, sync);
     for (const call of calls) call.resolve();
   }
@@ -332,6 +337,16 @@ export class DurableLog {
     if (calls.length === 0) return;
     this.counters.batches++;
     this.counters.calls += calls.length;
+  }
+
+  /**
+   * After a failed append LevelDB's log writer may have left a partial record and goes on at
+   * the wrong place in its block, which a later recovery reads as damage and drops: so no
+   * write follows a failed one (the log refuses all work from now on), and a full disk says so.
+   */
+  private describeFailure(error: Error): Error {
+    if (!isNoSpaceError(error)) return error;
+    return noSpaceError(this.directory, error, "LevelDB could not write the log, which takes no further write");
   }
 
   private fail(error: Error, calls: readonly PendingCall[]): void {
@@ -360,6 +375,12 @@ export class DurableLog {
 async function readSnapshotPoint(db: LogDatabase): Promise<SnapshotPoint> {
   const record = await db.get(SNAPSHOT_POINT_KEY);
   return record === undefined ? { index: 0, term: 0 } : decodeSnapshotPoint(record);
+}
+
+function batchBytes(operations: readonly Operation[]): number {
+  let bytes = 0;
+  for (const operation of operations) bytes += operation.key.length + (operation.type === "put" ? operation.value.length : 0);
+  return bytes;
 }
 
 function misplacedEntry(index: number, expectedIndex: number, point: SnapshotPoint): KvError {

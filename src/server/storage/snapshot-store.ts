@@ -119,6 +119,10 @@ export class SnapshotStore {
     private readonly keep: number,
   ) {}
 
+  get directoryPath(): string {
+    return this.directory;
+  }
+
   static async open(directory: string, options: { readonly keep?: number } = {}): Promise<SnapshotStore> {
     const keep = options.keep ?? DEFAULT_KEEP;
     assert(Number.isInteger(keep) && keep >= 1, "keep must be a positive integer");
@@ -148,6 +152,15 @@ export class SnapshotStore {
     const newest = names.filter(isSnapshotFileName).sort().at(-1);
     if (newest === undefined) return null;
     return openVerified(join(this.directory, newest));
+  }
+
+  /**
+   * Removes temporary files no writer of this store is using: what a crash or a failed write
+   * left behind. Runs at start (latest) and after a failed snapshot, so that a disk that keeps
+   * failing is not filled with half-written files.
+   */
+  async removeTemporaryFiles(): Promise<void> {
+    await this.removeLeftovers(await this.listNames());
   }
 
   /** An incoming snapshot from the leader, chunk by chunk with offsets contiguous from 0. */
