@@ -1,10 +1,17 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError, Option } from "commander";
-import { runNode, type NodeCommandLine } from "../src/server/main.js";
+import { DEFAULT_MIN_FREE_DISK_BYTES } from "../src/server/disk-space-guard.js";
+import { explainStartFailure, runNode, type NodeCommandLine } from "../src/server/main.js";
 
 function positiveInteger(text: string): number {
   const value = Number(text);
   if (!Number.isSafeInteger(value) || value <= 0) throw new InvalidArgumentError("must be a positive integer");
+  return value;
+}
+
+function nonNegativeInteger(text: string): number {
+  const value = Number(text);
+  if (!Number.isSafeInteger(value) || value < 0) throw new InvalidArgumentError("must be a non-negative integer");
   return value;
 }
 
@@ -25,6 +32,8 @@ const program = new Command()
   .option("--cluster-secret-file <path>", "file whose first line is the cluster secret peers prove they hold (further lines: older secrets still accepted); or set KV_CLUSTER_SECRET")
   .option("--insecure-peers", "accept peers without a cluster secret (trusted networks only)", false)
   .option("--data-dir <path>", "where the log and snapshots live", "./data")
+  .option("--rejoin", "discard this node's local state (moved aside to <data-dir>.discarded-<time>, not deleted) and start empty, to be caught up by the cluster: the way back after a damaged log", false)
+  .option("--min-free-disk-bytes <bytes>", "below this much free space on the data directory's filesystem, refuse writes (NO_SPACE) and keep serving reads", nonNegativeInteger, DEFAULT_MIN_FREE_DISK_BYTES)
   .addOption(new Option("--fsync <mode>", "durability: always (group commit) or interval (every 100 ms)").choices(["always", "interval"]).default("always"))
   .option("-s, --shards <count>", "engine shards (power of two)", positiveInteger, 256)
   .option("--snapshot-entries <count>", "snapshot after this many applied entries", positiveInteger, 100_000)
@@ -38,7 +47,9 @@ const program = new Command()
   .addOption(new Option("--clock-offset-ms <ms>", "test only: shift this node's wall clock").argParser(integer).default(0).hideHelp())
   .addOption(new Option("--pin-peer-addresses", "test only: dial peers at their --peers addresses even after membership changes").default(false).hideHelp())
   .action(async (options: NodeCommandLine) => {
-    await runNode(options);
+    await runNode(options).catch((error: unknown) => {
+      throw explainStartFailure(error, options.dataDir);
+    });
   });
 
 program.parseAsync().catch((error: unknown) => {
