@@ -6,7 +6,7 @@
  */
 import { Command, InvalidArgumentError, Option } from "commander";
 import { join } from "node:path";
-import { parseFaultGroups } from "./nemesis.js";
+import { FAULT_GROUPS, parseFaultGroups } from "./nemesis.js";
 import { run, WORKLOAD_NAMES, type RunWorkloadName } from "./runner.js";
 
 function positiveInteger(text: string): number {
@@ -49,7 +49,7 @@ const program = new Command("jepsen-lite")
   .addOption(new Option("--nodes <n>", "cluster size").choices(["3", "5"]).argParser(Number).default(3))
   .option("--time <seconds>", "how long the workloads and the nemesis run", positiveInteger, 60)
   .addOption(new Option("--workload <list>", `comma-separated: all, ${WORKLOAD_NAMES.join(", ")}`).argParser(workloadList).default(workloadList("register,counter,set,lock"), "register,counter,set,lock"))
-  .addOption(new Option("--nemesis <list>", "comma-separated: all, none, kill, pause, partition, clock, membership").argParser(nemesisList).default(nemesisList("all"), "all"))
+  .addOption(new Option("--nemesis <list>", `comma-separated: all, none, ${FAULT_GROUPS.join(", ")}`).argParser(nemesisList).default(nemesisList("all"), "all"))
   .addOption(new Option("--seed <n>", "seeds the fault schedule and the operations").argParser(positiveInteger).default(1 + (Date.now() % 1_000_000), "from the clock"))
   .option("--out <dir>", "where results.json, history.jsonl, report.html and node logs go (default runs/seed-<seed>)")
   .addOption(new Option("--consistency <level>", "read consistency (serializable: a negative control)").choices(["linearizable", "serializable"]).default("linearizable"))

@@ -3,12 +3,16 @@
  * of calm, then applied to a real cluster and healed. Which nodes a fault hits is drawn at plan
  * time from the seed; "the leader" can only be known when the fault starts.
  */
-import { KvClient } from "../src/client/client.js";
-import { KvError } from "../src/errors.js";
-import type { ClusterControl } from "./control.js";
+import { leaderOf, type ClusterControl } from "./control.js";
+import { corruptLogTail, loseDisk } from "./disk-faults.js";
+import { forgePeerTraffic } from "./forged-peer.js";
+import { removeMember, reprovision } from "./membership-faults.js";
 import { SeededRandom } from "./random.js";
+import type { WhiteboxAnomaly } from "./whitebox.js";
+import { KvError } from "../src/errors.js";
+import { memberName } from "../src/server/identity.js";
 
-export const FAULT_GROUPS = ["kill", "pause", "partition", "clock", "membership"] as const;
+export const FAULT_GROUPS = ["kill", "pause", "partition", "clock", "membership", "lost-disk", "corrupt-log-tail", "reprovision", "forged-peer"] as const;
 export type FaultGroup = (typeof FAULT_GROUPS)[number];
 
 export type FaultKind =
@@ -16,7 +20,11 @@ export type FaultKind =
   | "pause-one" | "pause-leader"
   | "partition-leader" | "partition-split" | "partition-ring" | "partition-one-way" | "partition-delay"
   | "clock-offset"
-  | "membership-readd";
+  | "membership-readd"
+  | "lost-disk-one" | "lost-disk-leader"
+  | "corrupt-log-tail"
+  | "reprovision"
+  | "forged-peer";
 
 const KINDS_BY_GROUP: Readonly<Record<FaultGroup, readonly FaultKind[]>> = {
   kill: ["kill-one", "kill-leader", "kill-minority", "kill-all"],
@@ -24,6 +32,10 @@ const KINDS_BY_GROUP: Readonly<Record<FaultGroup, readonly FaultKind[]>> = {
   partition: ["partition-leader", "partition-split", "partition-ring", "partition-one-way", "partition-delay"],
   clock: ["clock-offset"],
   membership: ["membership-readd"],
+  "lost-disk": ["lost-disk-one", "lost-disk-leader"],
+  "corrupt-log-tail": ["corrupt-log-tail"],
+  reprovision: ["reprovision"],
+  "forged-peer": ["forged-peer"],
 };
 
 export interface PlannedFault {
@@ -69,10 +81,9 @@ export function parseFaultGroups(text: string): FaultGroup[] {
   return groups as FaultGroup[];
 }
 
-/** The kinds a cluster of this size can run: a ring needs 5 nodes, the rest at least 3. */
-function kindsFor(groups: readonly FaultGroup[], size: number): FaultKind[] {
-  const kinds = groups.flatMap((group) => KINDS_BY_GROUP[group]);
-  return kinds.filter((kind) => (kind === "partition-ring" ? size >= 5 : true));
+/** Per group, the kinds a cluster of this size can run: a ring needs 5 nodes, the rest at least 3. */
+function kindsByGroup(groups: readonly FaultGroup[], size: number): FaultKind[][] {
+  return groups.map((group) => KINDS_BY_GROUP[group].filter((kind) => (kind === "partition-ring" ? size >= 5 : true)));
 }
 
 function nodesFor(kind: FaultKind, random: SeededRandom, nodeIds: readonly string[]): string[] {
@@ -87,22 +98,29 @@ function nodesFor(kind: FaultKind, random: SeededRandom, nodeIds: readonly strin
     case "partition-one-way":
     case "partition-delay":
     case "kill-all":
+    case "forged-peer": // every node is a target
       return shuffled;
     default:
       return shuffled.slice(0, 1);
   }
 }
 
-/** The same options always give the same plan. */
+/**
+ * The same options always give the same plan. Groups are drawn in rounds (every chosen group
+ * once per round, in a seeded order) and a kind of the group at random, so a run with nine
+ * groups meets each of them within its first nine faults rather than when chance allows.
+ */
 export function planNemesis(options: NemesisPlanOptions): PlannedFault[] {
   const timing = { ...DEFAULT_TIMING, ...withoutUndefined(options) };
-  const kinds = kindsFor(options.groups, options.nodeIds.length);
+  const groups = kindsByGroup(options.groups, options.nodeIds.length);
   const random = new SeededRandom(options.seed);
   const plan: PlannedFault[] = [];
-  if (kinds.length === 0) return plan;
+  if (groups.length === 0) return plan;
+  let round: FaultKind[][] = [];
   let startMs = random.integer(timing.minGapMs, timing.maxGapMs);
   while (startMs < options.durationMs) {
-    const kind = random.pick(kinds);
+    if (round.length === 0) round = random.sample(groups, groups.length);
+    const kind = random.pick(round.shift() ?? []);
     const durationMs = Math.min(random.integer(timing.minFaultMs, timing.maxFaultMs), options.durationMs - startMs);
     const nodes = nodesFor(kind, random, options.nodeIds);
     const offset = kind === "clock-offset" ? random.integer(-timing.maxClockOffsetMs, timing.maxClockOffsetMs) : undefined;
@@ -169,18 +187,34 @@ function allOf(nodes: readonly string[], except: string): string[] {
   return nodes.filter((node) => node !== except);
 }
 
-/** The current leader as the nodes report it (highest term), or null. */
+/** The name of the current leader as the nodes report it (highest term), or null. */
 export async function findLeader(control: ClusterControl): Promise<string | null> {
-  const leaders = [...(await control.statuses()).values()].filter((status) => status.role === "leader");
-  leaders.sort((left, right) => right.term - left.term);
-  return leaders[0]?.id ?? null;
+  const leader = leaderOf(await control.statuses());
+  return leader === undefined ? null : memberName(leader.id);
 }
 
+/** What a fault hit, in words for the report, and how to heal it. */
+export interface AppliedFault {
+  readonly nodes: string[];
+  readonly detail: string;
+  readonly heal: () => Promise<void>;
+}
+
+/** What a fault works with: the cluster, and where to report what the product did wrong under it. */
+export interface FaultContext {
+  readonly control: ClusterControl;
+  readonly reportAnomaly: (anomaly: WhiteboxAnomaly) => void;
+}
+
+const KINDS_NEEDING_LEADER: ReadonlySet<FaultKind> = new Set<FaultKind>(["partition-one-way", "membership-readd", "reprovision"]);
+
 /** Starts a fault; returns what it hit and how to heal it. */
-export async function applyFault(control: ClusterControl, fault: PlannedFault): Promise<{ nodes: string[]; detail: string; heal: () => Promise<void> }> {
-  const needsLeader = fault.kind.endsWith("leader") || fault.kind === "partition-one-way" || fault.kind === "membership-readd";
+export async function applyFault(context: FaultContext, fault: PlannedFault): Promise<AppliedFault> {
+  const control = context.control;
+  const needsLeader = fault.kind.endsWith("leader") || KINDS_NEEDING_LEADER.has(fault.kind);
   const leader = needsLeader ? await findLeader(control) : null;
   const single = leader ?? fault.nodes[0] ?? "";
+  const follower = fault.nodes.find((node) => node !== leader) ?? single;
   switch (fault.kind) {
     case "kill-one":
     case "kill-leader":
@@ -195,7 +229,16 @@ export async function applyFault(control: ClusterControl, fault: PlannedFault): 
       control.pause(single);
       return { nodes: [single], detail: `SIGSTOP ${single}`, heal: async () => control.resume(single) };
     case "membership-readd":
-      return removeMember(control, fault.nodes.find((node) => node !== leader) ?? single);
+      return removeMember(control, follower);
+    case "lost-disk-one":
+    case "lost-disk-leader":
+      return loseDisk(control, single);
+    case "corrupt-log-tail":
+      return corruptLogTail(context, single);
+    case "reprovision":
+      return reprovision(context, follower);
+    case "forged-peer":
+      return forgePeerTraffic(context);
     case "clock-offset": {
       const offset = fault.clockOffsetMs ?? 0;
       await control.restart(single, offset);
@@ -217,31 +260,7 @@ export async function applyFault(control: ClusterControl, fault: PlannedFault): 
   }
 }
 
-/** Bounds one membership change, catching up of a re-added member included. */
-const MEMBERSHIP_CHANGE_DEADLINE_MS = 20_000;
-
-/**
- * Removes a follower through the log; healing adds it back the safe way (learner, caught up,
- * promoted). The node keeps running meanwhile: removed, it neither votes nor campaigns.
- */
-async function removeMember(control: ClusterControl, node: string): Promise<{ nodes: string[]; detail: string; heal: () => Promise<void> }> {
-  const address = control.node(node).address;
-  await withAdminClient(control, (client) => client.removeMember(node));
-  const heal = (): Promise<void> => withAdminClient(control, async (client) => void (await client.addMember(node, address)));
-  return { nodes: [node], detail: `remove ${node} from the cluster, then add it back`, heal };
-}
-
-async function withAdminClient<T>(control: ClusterControl, action: (client: KvClient) => Promise<T>): Promise<T> {
-  const client = await KvClient.connect(`kv://${control.clientAddresses.join(",")}`, { timeoutMs: MEMBERSHIP_CHANGE_DEADLINE_MS });
-  try {
-    return await action(client);
-  } finally {
-    await client.close();
-  }
-}
-
-export interface NemesisRunOptions {
-  readonly control: ClusterControl;
+export interface NemesisRunOptions extends FaultContext {
   readonly plan: readonly PlannedFault[];
   /** Nanoseconds on the history's clock. */
   readonly now: () => number;
@@ -255,9 +274,9 @@ export async function runNemesis(options: NemesisRunOptions): Promise<NemesisEve
   const startNs = options.now();
   for (const fault of options.plan) {
     if (!(await sleepUntil(startNs + fault.startMs * 1e6, options))) break;
-    let applied: Awaited<ReturnType<typeof applyFault>>;
+    let applied: AppliedFault;
     try {
-      applied = await applyFault(options.control, fault);
+      applied = await applyFault(options, fault);
     } catch (error) {
       options.onError(`${fault.kind}: ${error instanceof Error ? error.message : String(error)}`);
       continue;

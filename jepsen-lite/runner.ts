@@ -140,10 +140,15 @@ async function runOnCluster(control: ClusterControl, options: RunOptions, log: (
         return runWorker({ recorder, client, workload, random, shouldStop, pauseMs: PAUSE_BETWEEN_OPERATIONS_MS });
       }),
     );
-    const nemesis = runNemesis({ control, plan, now, shouldStop, onError: (message) => errors.push(`nemesis: ${message}`) });
+    const faultAnomalies: WhiteboxAnomaly[] = [];
+    const nemesis = runNemesis({
+      control, plan, now, shouldStop,
+      onError: (message) => errors.push(`nemesis: ${message}`),
+      reportAnomaly: (anomaly) => faultAnomalies.push(anomaly),
+    });
     const [nemesisEvents] = await Promise.all([nemesis, Promise.all(workers)]);
     log(`workload done: ${recorder.events().length} events, ${nemesisEvents.length} faults`);
-    return await finish({ control, options, recorder, workloads, plan, nemesisEvents, errors, log, startedAt, client: clients[0] ?? null });
+    return await finish({ control, options, recorder, workloads, plan, nemesisEvents, faultAnomalies, errors, log, startedAt, client: clients[0] ?? null });
   } finally {
     for (const client of clients) await client.close();
   }
@@ -156,6 +161,8 @@ interface FinishContext {
   readonly workloads: readonly Workload[];
   readonly plan: readonly PlannedFault[];
   readonly nemesisEvents: readonly NemesisEvent[];
+  /** What the faults saw the nodes do wrong while they ran (forged messages accepted, …). */
+  readonly faultAnomalies: readonly WhiteboxAnomaly[];
   readonly errors: string[];
   readonly log: (line: string) => void;
   readonly startedAt: number;
@@ -186,7 +193,7 @@ async function finalReads(context: FinishContext): Promise<void> {
   }
 }
 
-async function whitebox(control: ClusterControl): Promise<RunResult["whitebox"]> {
+async function whitebox(control: ClusterControl, faultAnomalies: readonly WhiteboxAnomaly[]): Promise<RunResult["whitebox"]> {
   const settled = await pollUntil(QUIESCENCE_DEADLINE_MS, async () => {
     const statuses = await control.statuses();
     const applied = new Set([...statuses.values()].map((status) => status.applied));
@@ -194,7 +201,7 @@ async function whitebox(control: ClusterControl): Promise<RunResult["whitebox"]>
   });
   const statuses = settled ?? (await control.statuses());
   const compared = compareStates(statuses);
-  const anomalies: WhiteboxAnomaly[] = [...compared.anomalies];
+  const anomalies: WhiteboxAnomaly[] = [...faultAnomalies, ...compared.anomalies];
   if (settled === null) anomalies.push({ kind: "state-diverged", message: `nodes did not reach one applied index within ${QUIESCENCE_DEADLINE_MS} ms` });
   const logs = new Map(await Promise.all(control.ids.map(async (id) => [id, await control.readLog(id)] as const)));
   const leaders = checkOneLeaderPerTerm(logs);
@@ -210,7 +217,7 @@ async function finish(context: FinishContext): Promise<RunResult> {
   const recovered = await heal(control);
   if (!recovered) context.errors.push("the cluster did not recover (one leader, every node caught up) after healing");
   await finalReads(context);
-  const white = await whitebox(control);
+  const white = await whitebox(control, context.faultAnomalies);
   const history = recorder.events();
   const checked = checkedWorkloads(options);
   const checks = checkAll(history.filter((event) => !TTL_OPERATIONS.includes(event.f)), { workloads: checked, lockTtlMs: LOCK_TTL_MS, timeBudgetPerKeyMs: CHECKER_TIME_BUDGET_PER_KEY_MS });

@@ -1,11 +1,23 @@
 /**
  * White-box checks of the Raft cluster after healing: every node applied the same state, and no
- * term ever had two leaders (from the nodes' pino "raft role" log lines).
+ * term ever had two leaders (from the nodes' pino "raft role" log lines). The faults that attack
+ * a node's identity or its peer links report what they see meanwhile with the same shape.
  */
 import type { NodeStatus } from "../src/server/replicated-node.js";
 
 export interface WhiteboxAnomaly {
-  readonly kind: "state-diverged" | "two-leaders-in-term";
+  readonly kind:
+    | "state-diverged"
+    | "two-leaders-in-term"
+    /** corrupt-log-tail: a node started on a damaged log, or refused without naming the file. */
+    | "damaged-log-accepted"
+    | "damaged-log-unnamed"
+    /** reprovision: a wiped, removed member led or took a write on its own. */
+    | "second-cluster"
+    /** forged-peer: a forged message was answered OK, a term jumped, or a node exited. */
+    | "forged-message-accepted"
+    | "term-jumped"
+    | "node-exited";
   readonly message: string;
 }
 

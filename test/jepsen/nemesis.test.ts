@@ -56,6 +56,28 @@ describe("planNemesis", () => {
     );
   });
 
+  it("draws groups in rounds: every chosen group once before any group a second time", () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 2 ** 31 }), groupsArbitrary, (seed, groups) => {
+        // Short faults and gaps, so that the plan holds several rounds.
+        const plan = planNemesis(options(seed, { groups, minGapMs: 100, maxGapMs: 200, minFaultMs: 100, maxFaultMs: 200 }));
+        const groupOf = (kind: string): FaultGroup | undefined => groups.find((group) => kind.startsWith(group));
+        for (let start = 0; start + groups.length <= plan.length; start += groups.length) {
+          const round = plan.slice(start, start + groups.length).map((fault) => groupOf(fault.kind));
+          expect(new Set(round).size).toBe(groups.length);
+        }
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it("plans every group of `all` within a 60 s run of 3 nodes for seeds 1..10", () => {
+    for (let seed = 1; seed <= 10; seed++) {
+      const kinds = planNemesis(options(seed)).map((fault) => fault.kind);
+      for (const group of FAULT_GROUPS) expect(kinds.some((kind) => kind.startsWith(group)), `seed ${seed}, ${group}`).toBe(true);
+    }
+  });
+
   it("plans nothing without fault groups", () => {
     expect(planNemesis(options(1, { groups: [] }))).toEqual([]);
   });

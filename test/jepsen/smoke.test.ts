@@ -1,7 +1,7 @@
 /**
- * CI smoke run of jepsen-lite: a real 3-node cluster, every workload, kill -9 and partitions for
- * 45 s. Any anomaly (or a check that cannot decide) fails the test; the run's directory with
- * report.html and the node logs is kept then, and its path printed.
+ * CI smoke run of jepsen-lite: a real 3-node cluster, every workload, kill -9, partitions, lost
+ * disks and forged peer traffic for 45 s. Any anomaly (or a check that cannot decide) fails the
+ * test; the run's directory with report.html and the node logs is kept then, and its path printed.
  */
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -19,14 +19,14 @@ const ELECTION_DEADLINE_MS = 15_000;
 
 describe("jepsen-lite smoke", () => {
   it(
-    "finds no anomaly under kill -9 and partitions, with every workload",
+    "finds no anomaly under kill -9, partitions, lost disks and forged peer traffic, with every workload",
     async () => {
       const outDirectory = await mkdtemp(join(tmpdir(), "jepsen-lite-smoke-"));
       const result = await run({
         nodes: 3,
         timeSeconds: RUN_SECONDS,
         workloads: [...WORKLOAD_NAMES],
-        nemesis: ["kill", "partition"],
+        nemesis: ["kill", "partition", "lost-disk", "forged-peer"],
         seed: SEED,
         outDirectory,
         consistency: "linearizable",
@@ -38,6 +38,9 @@ describe("jepsen-lite smoke", () => {
       expect({ valid: result.valid, errors: result.errors, crashes: result.crashes, whitebox: result.whitebox.anomalies }).toEqual({ valid: true, errors: [], crashes: [], whitebox: [] });
       expect(result.recovered).toBe(true);
       expect(result.nemesis.length).toBeGreaterThanOrEqual(4);
+      const kinds = result.nemesis.map((event) => event.kind);
+      expect(kinds.some((kind) => kind.startsWith("lost-disk"))).toBe(true);
+      expect(kinds).toContain("forged-peer");
       expect(result.checks.operations.ok).toBeGreaterThan(1000);
       const report = await readFile(join(outDirectory, "report.html"), "utf8");
       expect(report).toContain('<span class="valid">valid</span>');
