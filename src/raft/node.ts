@@ -2,22 +2,25 @@ import { assert } from "../util/assert.js";
 import { entriesSizeBytes, entrySizeBytes } from "./log-entry.js";
 import { changeMembership, isVoter, peersOf } from "./membership.js";
 import { Progress } from "./progress.js";
-import { quorumValue, voteOutcome } from "./quorum.js";
+import { hasQuorum, quorumValue, voteOutcome } from "./quorum.js";
 import { RaftLog } from "./raft-log.js";
 import { ReadForwarder, ReadIndexBatcher } from "./read-index.js";
+import { RefusalCollector } from "./refusals.js";
 import { SnapshotReceiver } from "./snapshot-receiver.js";
-import { RaftError } from "./types.js";
+import { MAX_TERM, RaftError } from "./types.js";
 import type {
   HardState,
   LogEntry,
   Membership,
   MembershipChange,
+  MembershipChangeOptions,
   Message,
   NodeId,
   RaftConfig,
   RaftStatus,
   ReadState,
   Ready,
+  RefusalReason,
   Role,
   SnapshotChunk,
   SoftState,
@@ -105,6 +108,7 @@ export class RaftNode {
   private readStates: ReadState[] = [];
   private droppedReads: number[] = [];
   private snapshotChunks: SnapshotChunk[] = [];
+  private readonly refusals = new RefusalCollector();
   private previousSoftState: SoftState = { role: "follower", leader: null };
   private previousHardState: HardState;
   private outstanding: OutstandingReady | undefined;
@@ -134,6 +138,8 @@ export class RaftNode {
 
   step(message: Message): void {
     if (message.to !== this.id || message.from === this.id) return;
+    // The peer codec refuses such terms already; the core does not rely on its driver for it.
+    if (message.term > MAX_TERM) return this.refuse("term_beyond_bound", message);
     if (message.term > this.term && !this.acceptHigherTerm(message)) return;
     if (message.term < this.term) return this.answerLowerTerm(message);
     if (message.type === "requestVote") return this.handleVoteRequest(message);
@@ -148,7 +154,7 @@ export class RaftNode {
     return { firstIndex, term: this.term };
   }
 
-  proposeMembershipChange(change: MembershipChange): { readonly index: number; readonly term: number } {
+  proposeMembershipChange(change: MembershipChange, options: MembershipChangeOptions = {}): { readonly index: number; readonly term: number } {
     this.assertCanPropose();
     if (this.log.membershipChangePending()) {
       throw new RaftError("MEMBERSHIP_CHANGE_PENDING", "a membership change is not committed yet");
@@ -159,9 +165,25 @@ export class RaftNode {
       throw new RaftError("MEMBERSHIP_CHANGE_PENDING", "the leader has not committed an entry of its term yet");
     }
     const membership = changeMembership(this.membership, change);
+    if (options.force !== true) this.checkChangeKeepsQuorum(change, membership);
     this.reserveUncommitted(entrySizeBytes({ kind: "membership", membership, index: 0, term: 0 }));
     const index = this.appendAsLeader([{ kind: "membership", membership }]);
     return { index, term: this.term };
+  }
+
+  /**
+   * The driver learned that `peer`'s process restarted (a new incarnation on its link): it may
+   * have lost a tail it had not synced (fsync "interval"), so what it acknowledged no longer
+   * counts. Its progress
+   * probes again from the end of the log (see Progress.forgetMatch for why this is safe), and the
+   * log's consistency check or a snapshot catches it up, without a change of leader.
+   */
+  resetProgress(peer: NodeId): void {
+    if (this.role !== "leader" || peer === this.id) return;
+    const progress = this.progress.get(peer);
+    if (progress === undefined) return;
+    progress.forgetMatch(this.log.lastIndex() + 1);
+    this.sendAppend(peer, true);
   }
 
   readIndex(context: number): void {
@@ -197,6 +219,7 @@ export class RaftNode {
       this.messages.length > 0 ||
       this.readStates.length > 0 ||
       this.droppedReads.length > 0 ||
+      this.refusals.hasRecords() ||
       this.log.committed > this.nextApplyFloor() ||
       this.readForwarder.hasUnsent() ||
       (this.role === "leader" && (this.replicationPending || this.commitBroadcastPending)) ||
@@ -223,6 +246,7 @@ export class RaftNode {
       messages: this.messages,
       readStates: this.readStates,
       droppedReads: this.droppedReads,
+      refusedMessages: this.refusals.take(),
     };
     const lastEntry = entries[entries.length - 1];
     this.outstanding = {
@@ -339,7 +363,6 @@ export class RaftNode {
     this.tickRole = () => this.tickLeader();
     const own = this.newProgress();
     own.maybeUpdate(this.log.persistedLastIndex());
-    own.recentActive = true;
     this.progress.set(this.id, own);
     this.syncProgress();
     // Raft §8: an entry of the new term lets earlier entries commit and unblocks ReadIndex.
@@ -386,6 +409,7 @@ export class RaftNode {
   }
 
   private tickLeader(): void {
+    for (const peer of this.progress.values()) peer.inactiveTicks++;
     this.heartbeatElapsedTicks++;
     this.electionElapsedTicks++;
     this.tickSnapshotTransfers();
@@ -400,11 +424,37 @@ export class RaftNode {
     }
   }
 
-  /** Check-quorum: did a quorum of voters answer within the last election timeout? Starts a new window. */
+  /** Check-quorum: did a quorum of voters answer within the last election timeout? */
   private quorumActive(): boolean {
-    const active = this.membership.voters.map((id) => (id === this.id || this.progress.get(id)?.recentActive ? 1 : 0));
-    for (const [id, peer] of this.progress) peer.recentActive = id === this.id;
-    return quorumValue(active) === 1;
+    return hasQuorum(this.membership.voters, (id) => this.recentlyActive(id));
+  }
+
+  /** This node, or a member heard from within the last election timeout. */
+  private recentlyActive(id: NodeId): boolean {
+    const inactiveTicks = this.progress.get(id)?.inactiveTicks ?? Number.POSITIVE_INFINITY;
+    return id === this.id || inactiveTicks <= this.config.electionTimeoutTicks;
+  }
+
+  /**
+   * Refuses a change after which the voters would have no quorum among the members this leader
+   * currently hears from (etcd's --strict-reconfig-check): it could not commit, or would leave
+   * a cluster that cannot commit anything else. A promoted learner must hold every committed
+   * entry, or the new, larger quorum would wait for it.
+   */
+  private checkChangeKeepsQuorum(change: MembershipChange, next: Membership): void {
+    if (change.type === "promote") {
+      const match = this.progress.get(change.node)?.match ?? 0;
+      if (match < this.log.committed) {
+        throw new RaftError("UNSAFE_MEMBERSHIP_CHANGE", `learner ${change.node} holds entries up to ${match}, behind the commit index ${this.log.committed}: promote it once it caught up, or force it`, this.leader);
+      }
+    }
+    if (hasQuorum(next.voters, (id) => this.recentlyActive(id))) return;
+    const heard = next.voters.filter((id) => this.recentlyActive(id));
+    throw new RaftError(
+      "UNSAFE_MEMBERSHIP_CHANGE",
+      `after this change the voters [${next.voters.join(", ")}] would have no quorum among the members the leader hears from ([${heard.join(", ")}]); force it to go ahead anyway`,
+      this.leader,
+    );
   }
 
   // ---- elections ----------------------------------------------------------------------------
@@ -415,6 +465,8 @@ export class RaftNode {
 
   private hup(campaign: Campaign): void {
     if (!this.promotable() || this.role === "leader") return;
+    // No peer accepts a term beyond the bound; reaching it takes 2^40 elections.
+    if (this.term >= MAX_TERM) return;
     if (campaign === "preElection") this.becomePreCandidate();
     else this.becomeCandidate();
     this.votes.set(this.id, true);
@@ -495,10 +547,13 @@ export class RaftNode {
       case "appendEntries":
       case "heartbeat":
       case "installSnapshot":
+        // One leader per term (Raft §5.2): another node claiming this term is not a leader.
+        if (this.leader !== null && this.leader !== message.from) return this.refuse("leader_conflict", message);
         this.electionElapsedTicks = 0;
         this.leader = message.from;
         return this.handleLeaderMessage(message);
       case "timeoutNow":
+        if (this.leader !== null && this.leader !== message.from) return this.refuse("not_from_leader", message);
         return this.hup("transfer");
       case "readIndex":
         return this.refuseForwardedReads(message.from, message.contexts);
@@ -521,17 +576,34 @@ export class RaftNode {
   }
 
   private stepLeader(message: Message): void {
-    assert(!this.isFromLeader(message), `two leaders in term ${this.term}: ${this.id} and ${message.from}`);
+    // This node leads this term, so no other node does (Raft §5.2): the sender is broken or forged.
+    if (this.isFromLeader(message)) return this.refuse("two_leaders", message);
     if (message.type === "readIndex") {
       for (const context of message.contexts) this.leaderRead(context, message.from);
       return;
     }
     const peer = this.progress.get(message.from);
     if (peer === undefined) return;
-    peer.recentActive = true;
+    const refusal = this.contradictsLeader(message);
+    if (refusal !== undefined) return this.refuse(refusal, message);
+    peer.inactiveTicks = 0;
     if (message.type === "appendEntriesResponse") this.handleAppendResponse(message, peer);
     else if (message.type === "heartbeatResponse") this.handleHeartbeatResponse(message, peer);
     else if (message.type === "installSnapshotResponse") this.handleSnapshotResponse(message, peer);
+  }
+
+  /** A follower's answer that claims what this leader never sent. */
+  private contradictsLeader(message: Message): RefusalReason | undefined {
+    const lastIndex = this.log.lastIndex();
+    if (message.type === "appendEntriesResponse" && message.success && message.matchIndex > lastIndex) return "match_beyond_log";
+    if (message.type === "installSnapshotResponse" && message.done && message.snapshotIndex > lastIndex) return "snapshot_beyond_log";
+    if (message.type === "heartbeatResponse" && message.readRound > this.leaderReads.issuedRound) return "read_round_beyond_issued";
+    return undefined;
+  }
+
+  /** Drops a message that contradicts this node's state, for the driver to log and count. */
+  private refuse(reason: RefusalReason, message: Message): void {
+    this.refusals.record(reason, message);
   }
 
   // ---- follower side of replication ---------------------------------------------------------
@@ -542,19 +614,33 @@ export class RaftNode {
     else this.handleSnapshotChunk(message);
   }
 
+  /**
+   * Acknowledges only the index the leader's terms confirm, also below our commit index: a
+   * follower that vouched for entries it does not hold would let the leader count it.
+   */
   private handleAppendEntries(message: Extract<Message, { type: "appendEntries" }>): void {
-    if (!isWellFormedAppend(message)) return;
-    const reply = { type: "appendEntriesResponse", ...this.header(message.from) } as const;
-    if (message.prevLogIndex < this.log.committed) {
-      return this.send({ ...reply, success: true, matchIndex: this.log.committed });
+    if (!isWellFormedAppend(message)) return this.refuse("malformed_message", message);
+    const reply = { type: "appendEntriesResponse", ...this.header(message.from), matchIndex: message.prevLogIndex } as const;
+    const outcome = this.log.maybeAppend(message.prevLogIndex, message.prevLogTerm, message.commit, message.entries);
+    switch (outcome.kind) {
+      case "matched":
+        this.onLogChanged();
+        return this.send({ ...reply, success: true, matchIndex: outcome.lastIndex });
+      case "contradiction":
+        return this.refuse("committed_conflict", message);
+      case "compacted": {
+        // The probe lies inside our snapshot: point the leader at the snapshot's entry, which it
+        // can compare with its own log and probe from.
+        const rejectHint = { index: outcome.snapshotIndex, term: this.log.term(outcome.snapshotIndex) ?? 0 };
+        return this.send({ ...reply, success: false, rejectHint });
+      }
+      case "mismatch": {
+        // Fast backtracking: point the leader at the last index that can match its term.
+        const hintIndex = this.log.findConflictByTerm(Math.min(message.prevLogIndex, this.log.lastIndex()), message.prevLogTerm);
+        const rejectHint = { index: hintIndex, term: this.log.term(hintIndex) ?? 0 };
+        return this.send({ ...reply, success: false, rejectHint });
+      }
     }
-    const lastNewIndex = this.log.maybeAppend(message.prevLogIndex, message.prevLogTerm, message.commit, message.entries);
-    this.onLogChanged();
-    if (lastNewIndex !== undefined) return this.send({ ...reply, success: true, matchIndex: lastNewIndex });
-    // Fast backtracking: point the leader at the last index that can match its term.
-    const hintIndex = this.log.findConflictByTerm(Math.min(message.prevLogIndex, this.log.lastIndex()), message.prevLogTerm);
-    const rejectHint = { index: hintIndex, term: this.log.term(hintIndex) ?? 0 };
-    this.send({ ...reply, success: false, matchIndex: message.prevLogIndex, rejectHint });
   }
 
   private handleHeartbeat(message: Extract<Message, { type: "heartbeat" }>): void {
@@ -568,17 +654,30 @@ export class RaftNode {
   /** Receives one chunk; the answer tells the leader where to resume (or that it is installed). */
   private handleSnapshotChunk(message: Extract<Message, { type: "installSnapshot" }>): void {
     const { chunk } = message;
-    const reply = (snapshotIndex: number, nextOffset: number, done: boolean): void =>
-      this.send({ type: "installSnapshotResponse", ...this.header(message.from), snapshotIndex, nextOffset, done });
-    // Already covered by the commit index: the follower's log matches the leader up to there.
-    if (chunk.metadata.index <= this.log.committed) return reply(this.log.committed, 0, true);
+    if (chunk.metadata.term > message.term) return this.refuse("malformed_message", message);
+    if (chunk.metadata.index <= this.log.committed) return this.answerCoveredSnapshot(message);
     const verdict = this.snapshotReceiver.receive(chunk);
-    if (verdict.kind === "resend") return reply(chunk.metadata.index, verdict.nextOffset, false);
+    if (verdict.kind === "resend") return this.replySnapshot(message.from, chunk.metadata.index, verdict.nextOffset, false);
     this.snapshotChunks.push(chunk);
-    if (verdict.kind === "accepted") return reply(chunk.metadata.index, verdict.nextOffset, false);
+    if (verdict.kind === "accepted") return this.replySnapshot(message.from, chunk.metadata.index, verdict.nextOffset, false);
     this.log.restore(chunk.metadata);
     this.onLogChanged();
-    reply(chunk.metadata.index, verdict.nextOffset, true);
+    this.replySnapshot(message.from, chunk.metadata.index, verdict.nextOffset, true);
+  }
+
+  /** A snapshot our commit index covers: `done` only for what our log really holds. */
+  private answerCoveredSnapshot(message: Extract<Message, { type: "installSnapshot" }>): void {
+    const { index, term } = message.chunk.metadata;
+    const heldTerm = this.log.term(index);
+    if (heldTerm === term) return this.replySnapshot(message.from, index, 0, true);
+    if (heldTerm !== undefined) return this.refuse("committed_conflict", message);
+    // Inside a later snapshot of ours, whose terms are gone: nothing to vouch for. The leader
+    // probes next, and the log's consistency check finds where we stand.
+    this.replySnapshot(message.from, 0, 0, true);
+  }
+
+  private replySnapshot(to: NodeId, snapshotIndex: number, nextOffset: number, done: boolean): void {
+    this.send({ type: "installSnapshotResponse", ...this.header(to), snapshotIndex, nextOffset, done });
   }
 
   // ---- leader side of replication -----------------------------------------------------------
@@ -750,6 +849,7 @@ export class RaftNode {
   private handleSnapshotResponse(message: Extract<Message, { type: "installSnapshotResponse" }>, peer: Progress): void {
     if (message.done) {
       peer.maybeUpdate(message.snapshotIndex);
+      // From right after what the follower says it holds (match, now at least snapshotIndex).
       if (peer.state === "snapshot") peer.becomeProbe();
       this.advanceCommit();
       if (this.role === "leader") this.replicateTo(message.from);
@@ -842,7 +942,16 @@ export class RaftNode {
     this.answerReads(contexts.map((context) => ({ context, from, index: null })));
   }
 
+  /**
+   * Reads are forwarded to the leader only, and every change of leader fails them, so only the
+   * leader's answer settles any. Other nodes answer too, with no index: a node that left the
+   * leadership refuses reads it got late. An index from one of them is forged.
+   */
   private handleReadIndexResponse(message: Extract<Message, { type: "readIndexResponse" }>): void {
+    if (this.leader !== message.from) {
+      if (this.leader !== null && message.index !== null) this.refuse("not_from_leader", message);
+      return;
+    }
     for (const context of this.readForwarder.settle(message.contexts)) {
       if (message.index === null) this.droppedReads.push(context);
       else this.readStates.push({ index: message.index, context });

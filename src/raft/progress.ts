@@ -62,8 +62,11 @@ export class Progress {
   state: ProgressState = "probe";
   /** Probe state: an AppendEntries is out, wait for its answer or a heartbeat answer. */
   probeSent = false;
-  /** Heard from since the last check-quorum round. */
-  recentActive = false;
+  /**
+   * Leader ticks since this follower was last heard from (infinite: never). Check-quorum and the
+   * membership safety check count a follower as active within one election timeout.
+   */
+  inactiveTicks = Number.POSITIVE_INFINITY;
   /** Newest ReadIndex round this follower acknowledged. */
   readRoundAcked = 0;
   snapshot: SnapshotTransfer | undefined;
@@ -77,10 +80,21 @@ export class Progress {
     this.inflights = new Inflights(maxInflightMessages, maxInflightBytes);
   }
 
+  /** Probes right after the match; after a snapshot, the follower's answer has set the match. */
   becomeProbe(): void {
-    // After a snapshot the follower has at least the snapshot: probe right after it.
-    const floor = this.snapshot === undefined ? this.match + 1 : Math.max(this.match + 1, this.snapshot.index + 1);
-    this.enter("probe", floor);
+    this.enter("probe", this.match + 1);
+  }
+
+  /**
+   * Forgets what the follower acknowledged and probes from `next`: its process restarted and may
+   * have lost a tail it had not synced, or it contradicted its match. Lowering match is safe:
+   * the commit index never decreases, so nothing already committed is taken back; match only
+   * counts toward future commits and bounds the commit index the follower is told, and a lower
+   * value can only make both more cautious until the follower's answers establish it again.
+   */
+  forgetMatch(next: number): void {
+    this.match = 0;
+    this.enter("probe", next);
   }
 
   becomeReplicate(): void {
@@ -139,12 +153,23 @@ export class Progress {
    */
   maybeDecreaseTo(rejectedIndex: number, matchHint: number): boolean {
     if (this.state === "replicate") {
-      if (rejectedIndex <= this.match) return false;
+      // etcd ignores a rejection at or below match as stale. But a follower that lost entries it
+      // acknowledged (a restart without fsync, a wiped disk) rejects exactly there, and ignoring
+      // it would stall that follower for good. Neither the index nor the hint tells a stale
+      // answer from such a one (both point below match), so every rejection costs one probe:
+      // a follower whose log is intact accepts the probe at match at once.
       this.becomeProbe();
       return true;
     }
     if (this.state === "snapshot" || this.next - 1 !== rejectedIndex) return false;
-    this.next = Math.max(Math.min(rejectedIndex, matchHint + 1), this.match + 1);
+    // The answer to the probe in flight. Rejecting at match contradicts the match: the follower
+    // lost entries it acknowledged, so its match is forgotten (see forgetMatch) and probing
+    // goes below it.
+    if (rejectedIndex <= this.match) this.match = 0;
+    this.next =
+      matchHint > rejectedIndex
+        ? matchHint + 1 // the follower compacted past the probe: continue from its snapshot
+        : Math.max(Math.min(rejectedIndex, matchHint + 1), this.match + 1);
     this.probeSent = false;
     return true;
   }

@@ -30,3 +30,8 @@ export function voteOutcome(voters: readonly NodeId[], votes: ReadonlyMap<NodeId
   if (rejected > voters.length - majority) return "lost";
   return "pending";
 }
+
+/** True when a majority of `voters` satisfies `present` (an empty voter list has no quorum). */
+export function hasQuorum(voters: readonly NodeId[], present: (id: NodeId) => boolean): boolean {
+  return voters.length > 0 && voters.filter(present).length > voters.length / 2;
+}

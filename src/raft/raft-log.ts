@@ -2,6 +2,17 @@ import { assert } from "../util/assert.js";
 import { limitSizeBytes } from "./log-entry.js";
 import type { LogEntry, LogStorage, Membership, SnapshotMetadata } from "./types.js";
 
+/** What a follower's log made of an AppendEntries. */
+export type AppendOutcome =
+  /** The log matches the leader's up to `lastIndex` (entries appended as needed). */
+  | { readonly kind: "matched"; readonly lastIndex: number }
+  /** No entry at prevIndex with prevTerm above the commit index: the leader backs up. */
+  | { readonly kind: "mismatch" }
+  /** The leader's entry at `index` differs from one this node committed: refused, never acknowledged. */
+  | { readonly kind: "contradiction"; readonly index: number }
+  /** Every index the message names is inside our snapshot, whose terms are gone. */
+  | { readonly kind: "compacted"; readonly snapshotIndex: number };
+
 interface MembershipRecord {
   readonly index: number;
   readonly membership: Membership;
@@ -98,16 +109,30 @@ export class RaftLog {
 
   /**
    * Follower side of AppendEntries (Raft §5.3): when the log matches at prevIndex, append the
-   * entries that are new, truncating a conflicting suffix, and advance commit. Returns the
-   * last index now known to match the leader, or undefined on a mismatch.
+   * entries that are new, truncating a conflicting suffix above the commit index, and advance
+   * commit. Only what the leader's terms confirm is acknowledged: the outcome names the last
+   * index now known to match, or why nothing is.
    */
-  maybeAppend(prevIndex: number, prevTerm: number, leaderCommit: number, entries: readonly LogEntry[]): number | undefined {
-    if (!this.matchTerm(prevIndex, prevTerm)) return undefined;
+  maybeAppend(prevIndex: number, prevTerm: number, leaderCommit: number, entries: readonly LogEntry[]): AppendOutcome {
+    const snapshotIndex = this.firstIndex() - 1;
+    if (prevIndex < snapshotIndex) {
+      // Below our snapshot no term is left to compare with: check from the snapshot's entry on.
+      const atSnapshot = entries[snapshotIndex - prevIndex - 1];
+      if (atSnapshot === undefined) return { kind: "compacted", snapshotIndex };
+      return this.maybeAppend(snapshotIndex, atSnapshot.term, leaderCommit, entries.slice(snapshotIndex - prevIndex));
+    }
+    if (!this.matchTerm(prevIndex, prevTerm)) {
+      // Our entries up to the commit index are committed: a leader that disagrees is not ours.
+      return prevIndex <= this.committedIndex ? { kind: "contradiction", index: prevIndex } : { kind: "mismatch" };
+    }
+    const conflict = entries.find((entry) => !this.matchTerm(entry.index, entry.term));
+    if (conflict !== undefined) {
+      if (conflict.index <= this.committedIndex) return { kind: "contradiction", index: conflict.index };
+      this.append(entries.slice(conflict.index - prevIndex - 1));
+    }
     const lastNewIndex = prevIndex + entries.length;
-    const conflict = entries.findIndex((entry) => !this.matchTerm(entry.index, entry.term));
-    if (conflict !== -1) this.append(entries.slice(conflict));
     this.commitTo(Math.min(leaderCommit, lastNewIndex));
-    return lastNewIndex;
+    return { kind: "matched", lastIndex: lastNewIndex };
   }
 
   /** Appends entries at entries[0].index, replacing whatever follows it (never committed entries). */

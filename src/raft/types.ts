@@ -6,8 +6,23 @@
  * is a `Ready` batch that the driver persists, sends and applies before calling `advance()`.
  * It never touches a socket, a file, a timer, `Date.now()` or `Math.random()`.
  *
- * Indexes and terms are plain numbers: 2^53 entries is more than any cluster will write.
+ * Indexes and terms are plain numbers, kept far below 2^53 by MAX_TERM and MAX_INDEX so that
+ * `term + 1`, `index + count` and `offset + bytes` are always exact.
  */
+
+/**
+ * The largest term a message may carry (2^40). One election every millisecond would need 34
+ * years to reach it, while a peer that claims a term near 2^53 would leave no safe `term + 1`
+ * for anyone's next election. Messages beyond it are refused by the peer codec and the core.
+ */
+export const MAX_TERM = 2 ** 40;
+
+/**
+ * The largest index, commit, offset or size in bytes a message may carry (2^48): a million
+ * entries per second for 8.9 years, a 256 TiB snapshot, with 2^5 of headroom below 2^53 for
+ * every sum the core and the driver compute from it.
+ */
+export const MAX_INDEX = 2 ** 48;
 
 /** A node's stable identity in the cluster, e.g. "n1" or "127.0.0.1:7001". */
 export type NodeId = string;
@@ -27,6 +42,15 @@ export type MembershipChange =
   | { readonly type: "addLearner"; readonly node: NodeId; readonly address: string }
   | { readonly type: "promote"; readonly node: NodeId }
   | { readonly type: "remove"; readonly node: NodeId };
+
+export interface MembershipChangeOptions {
+  /**
+   * Skip the safety checks: that the new voters have a quorum among the members the leader
+   * hears from, and that a promoted learner has caught up. For an operator who knows better
+   * (a member is down for good and must go); without it such a change is refused.
+   */
+  readonly force?: boolean;
+}
 
 interface EntryHeader {
   readonly index: number;
@@ -159,6 +183,12 @@ export type Message =
     })
   | (MessageHeader & {
       readonly type: "installSnapshotResponse";
+      /**
+       * With `done`: the index of the leader's snapshot this node now verifiably holds (installed,
+       * or already in its log with the same term), 0 when it holds a later snapshot of its own
+       * and cannot tell (the log's consistency check settles it next). Otherwise: the snapshot
+       * being received.
+       */
       readonly snapshotIndex: number;
       /** Bytes received so far; the leader continues from here (or restarts at 0). */
       readonly nextOffset: number;
@@ -176,6 +206,35 @@ export type Message =
 
 export type MessageType = Message["type"];
 
+/**
+ * Why a peer's message was dropped without effect: it contradicts this node's own state, so it
+ * comes from a broken or forged peer (or a node that lost its disk), never from a correct one.
+ * Assertions guard this node's own state; remote input that would trip one is refused instead.
+ */
+export const REFUSAL_REASONS = [
+  "term_beyond_bound", // a term above MAX_TERM: no `term + 1` would be left for an election
+  "two_leaders", // a leader's message in the term this node leads
+  "leader_conflict", // a leader's message from another node than the leader of this term
+  "not_from_leader", // timeoutNow or readIndexResponse from a node that is not this term's leader
+  "malformed_message", // entries with a gap or a term above the sender's, a snapshot newer than its term
+  "committed_conflict", // an entry or snapshot that disagrees with an entry this node has committed
+  "match_beyond_log", // an acknowledgement of entries this leader never had
+  "snapshot_beyond_log", // a snapshot installed beyond this leader's log
+  "read_round_beyond_issued", // a ReadIndex round this leader never issued
+] as const;
+
+export type RefusalReason = (typeof REFUSAL_REASONS)[number];
+
+/** A refused message, for the driver to log and count. */
+export interface RefusedMessage {
+  readonly reason: RefusalReason;
+  readonly from: NodeId;
+  readonly type: MessageType;
+  readonly term: number;
+  /** Refusals this record stands for: past a bound per Ready, the same reason adds up here. */
+  readonly count: number;
+}
+
 export interface SoftState {
   readonly role: Role;
   readonly leader: NodeId | null;
@@ -188,6 +247,7 @@ export interface SoftState {
  * 2. send `messages` (they may acknowledge what step 1 persisted, so never before it);
  * 3. apply `committedEntries` in order, install `snapshot` into the state machine first;
  * 4. serve `readStates` once the applied index reaches theirs; fail `droppedReads`;
+ *    report `refusedMessages` (at any point: nothing depends on them);
  * 5. call `advance()`.
  */
 export interface Ready {
@@ -202,6 +262,8 @@ export interface Ready {
   readonly readStates: readonly ReadState[];
   /** Read contexts that cannot be confirmed (no leader, leadership lost): fail them. */
   readonly droppedReads: readonly number[];
+  /** Peer messages dropped because they contradict this node's state: log and count them. */
+  readonly refusedMessages: readonly RefusedMessage[];
 }
 
 /** Limits of the core, each a named field with its unit (etcd's Config style). */
@@ -234,6 +296,9 @@ export const RAFT_ERROR_CODES = [
   "TRANSFERRING", // leadership transfer in progress; proposals wait for the new leader
   "MEMBERSHIP_CHANGE_PENDING", // one change at a time
   "INVALID_MEMBERSHIP_CHANGE",
+  // the change could leave the cluster without a quorum (or promotes a learner that is behind);
+  // MembershipChangeOptions.force overrides
+  "UNSAFE_MEMBERSHIP_CHANGE",
 ] as const;
 
 export type RaftErrorCode = (typeof RAFT_ERROR_CODES)[number];

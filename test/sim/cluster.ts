@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { MemoryStorage, type MemoryStorageInitial } from "../../src/raft/memory-storage.js";
 import { RaftNode, defaultRaftConfig } from "../../src/raft/node.js";
 import { RaftError } from "../../src/raft/types.js";
-import type { LogEntry, Membership, MembershipChange, Message, NodeId, ReadState, Ready, Role, SnapshotChunk } from "../../src/raft/types.js";
+import type { LogEntry, Membership, MembershipChange, Message, NodeId, ReadState, Ready, RefusalReason, Role, SnapshotChunk } from "../../src/raft/types.js";
 import { ClientHistory, SafetyChecker, SafetyViolation } from "./checker.js";
 import { EventQueue, SimulatedClock } from "./clock.js";
 import { SimulatedNetwork } from "./network.js";
@@ -127,6 +127,8 @@ export interface ClusterStatistics {
   snapshotsCreated: number;
   snapshotsInstalled: number;
   membershipChanges: number;
+  /** Peer messages the cores refused (Ready.refusedMessages), by reason. */
+  readonly refusals: Map<RefusalReason, number>;
 }
 
 /**
@@ -141,10 +143,15 @@ export class SimulatedCluster {
   readonly checker = new SafetyChecker();
   readonly history = new ClientHistory();
   readonly nodes = new Map<NodeId, SimulatedNode>();
-  readonly statistics: ClusterStatistics = { crashes: 0, restarts: 0, leadersElected: 0, snapshotsCreated: 0, snapshotsInstalled: 0, membershipChanges: 0 };
+  readonly statistics: ClusterStatistics = { crashes: 0, restarts: 0, leadersElected: 0, snapshotsCreated: 0, snapshotsInstalled: 0, membershipChanges: 0, refusals: new Map() };
   /** Start from the config; the heal phase sets them to 0 so that only liveness is measured. */
   crashDuringReadyProbability: number;
   crashAtLeaderMilestoneProbability: number;
+  /**
+   * A correct peer never sends what a core refuses, so without forged traffic a refusal is a bug
+   * (in the core or in this driver); a scenario that forges messages allows them.
+   */
+  refusalsAllowed = false;
   private readonly acknowledgedOperations = new Set<number>();
   private nextOperationId = 1;
   private nextReadId = 1;
@@ -354,6 +361,11 @@ export class SimulatedCluster {
     this.queue.after(node.random.integer(1, node.tickIntervalMs + 1), tick);
   }
 
+  /** A message that arrives right now, past the network: how a forging peer's traffic lands. */
+  inject(message: Message): void {
+    this.deliver(message);
+  }
+
   private deliver(message: Message): void {
     const node = this.nodes.get(message.to);
     if (node?.raft == null) return;
@@ -374,6 +386,7 @@ export class SimulatedCluster {
   /** The Ready contract of src/raft/types.ts, step by step, with a possible crash between steps. */
   private handleReady(node: SimulatedNode, raft: RaftNode): void {
     const ready = raft.ready();
+    this.countRefusals(node, ready);
     const crashProbability = this.isLeaderMilestone(node, ready)
       ? Math.max(this.crashDuringReadyProbability, this.crashAtLeaderMilestoneProbability)
       : this.crashDuringReadyProbability;
@@ -392,6 +405,15 @@ export class SimulatedCluster {
     this.observe(node, raft);
     this.compactIfDue(node);
     if (removed) this.scheduleShutdown(node);
+  }
+
+  private countRefusals(node: SimulatedNode, ready: Ready): void {
+    for (const refusal of ready.refusedMessages) {
+      if (!this.refusalsAllowed) {
+        throw new SafetyViolation("driver contract", `${node.id} refused a message from a correct peer: ${JSON.stringify(refusal)}`);
+      }
+      this.statistics.refusals.set(refusal.reason, (this.statistics.refusals.get(refusal.reason) ?? 0) + refusal.count);
+    }
   }
 
   /** This Ready makes the node leader, or is the first in which it commits as leader of its term. */

@@ -1,6 +1,7 @@
-import type { Membership, NodeId } from "../../src/raft/types.js";
+import type { Membership, NodeId, RefusalReason } from "../../src/raft/types.js";
 import { SafetyViolation } from "./checker.js";
 import { DEFAULT_CLUSTER_CONFIG, SimulatedCluster, type ClusterConfig, type SimulatedNode } from "./cluster.js";
+import { ForgedTraffic } from "./forged-traffic.js";
 import { RELIABLE_NETWORK, type NetworkFaults } from "./network.js";
 import { Random } from "./random.js";
 
@@ -37,6 +38,15 @@ export interface RunReport {
   readonly snapshotsInstalled: number;
   readonly membershipChanges: number;
   readonly messagesDelivered: number;
+  /** With forged traffic: messages forged, by the refusal each one is owed. */
+  readonly forgedMessages: ReadonlyMap<RefusalReason, number>;
+  /** Messages the cores refused, by reason (0 in a run without forged traffic). */
+  readonly refusedMessages: ReadonlyMap<RefusalReason, number>;
+}
+
+export interface RunOptions {
+  /** A byzantine-ish peer forges detectably wrong messages at this rate per workload step. */
+  readonly forgeryProbability?: number;
 }
 
 /** Workload and fault rates, per workload step. */
@@ -88,19 +98,24 @@ function chooseProfile(random: Random): RunProfile {
  * fault healed, then liveness and convergence asserted. Throws SafetyViolation (or whatever the
  * core throws) at the first problem; the same seed replays it exactly.
  */
-export function runSeed(seed: number, onTrace: ((line: string) => void) | null = null): RunReport {
+export function runSeed(seed: number, onTrace: ((line: string) => void) | null = null, options: RunOptions = {}): RunReport {
   const random = new Random(seed);
   const profile = chooseProfile(random);
   const cluster = createCluster(random, profile, onTrace);
   cluster.network.setFaults(profile.faults);
-  const workload = new RandomWorkload(cluster, random.fork(), profile);
+  const forgery = options.forgeryProbability === undefined ? null : { traffic: new ForgedTraffic(cluster, new Random(seed ^ FORGERY_SEED_MASK)), probability: options.forgeryProbability };
+  cluster.refusalsAllowed = forgery !== null;
+  const workload = new RandomWorkload(cluster, random.fork(), profile, forgery);
   workload.scheduleSteps(profile.faultPhaseMs);
   cluster.runFor(profile.faultPhaseMs);
   healEverything(cluster);
   assertLiveness(cluster);
   assertConvergence(cluster);
-  return report(seed, profile, cluster);
+  return report(seed, profile, cluster, forgery?.traffic ?? null);
 }
+
+/** The forger draws from its own generator, so that the rest of a seed's run stays the same with it. */
+const FORGERY_SEED_MASK = 0x5eed_f06e;
 
 function createCluster(random: Random, profile: RunProfile, onTrace: ((line: string) => void) | null): SimulatedCluster {
   const ids = Array.from({ length: profile.voters }, (_, index) => `n${index + 1}`);
@@ -190,7 +205,7 @@ function membersOf(cluster: SimulatedCluster, membership: Membership): Simulated
   return [...membership.voters, ...membership.learners].map((id) => cluster.node(id));
 }
 
-function report(seed: number, profile: RunProfile, cluster: SimulatedCluster): RunReport {
+function report(seed: number, profile: RunProfile, cluster: SimulatedCluster, forgery: ForgedTraffic | null): RunReport {
   return {
     seed,
     profile,
@@ -203,6 +218,8 @@ function report(seed: number, profile: RunProfile, cluster: SimulatedCluster): R
     snapshotsInstalled: cluster.statistics.snapshotsInstalled,
     membershipChanges: cluster.statistics.membershipChanges,
     messagesDelivered: cluster.network.statistics.delivered,
+    forgedMessages: new Map(forgery?.expected ?? []),
+    refusedMessages: new Map(cluster.statistics.refusals),
   };
 }
 
@@ -215,6 +232,7 @@ class RandomWorkload {
     private readonly cluster: SimulatedCluster,
     private readonly random: Random,
     private readonly profile: RunProfile,
+    private readonly forgery: { readonly traffic: ForgedTraffic; readonly probability: number } | null,
   ) {
     this.nextNodeNumber = profile.voters + 1;
   }
@@ -241,6 +259,7 @@ class RandomWorkload {
     if (random.chance(MEMBERSHIP_CHANGE_PROBABILITY)) this.changeMembership();
     if (random.chance(TRANSFER_PROBABILITY)) this.transfer();
     if (random.chance(CAMPAIGN_PROBABILITY)) this.withTarget((node) => this.cluster.campaign(node.id), false);
+    if (this.forgery !== null && random.chance(this.forgery.probability)) this.forgery.traffic.inject();
   }
 
   /**

@@ -1,6 +1,6 @@
 import { MemoryStorage } from "../../../src/raft/memory-storage.js";
 import { defaultRaftConfig, RaftNode } from "../../../src/raft/node.js";
-import type { HardState, LogEntry, Membership, Message, NodeId, RaftConfig, ReadState, SnapshotChunk } from "../../../src/raft/types.js";
+import type { HardState, LogEntry, Membership, Message, NodeId, RaftConfig, ReadState, RefusedMessage, SnapshotChunk } from "../../../src/raft/types.js";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -39,6 +39,7 @@ export class Member {
   applied: string[] = [];
   readStates: ReadState[] = [];
   droppedReads: number[] = [];
+  refusedMessages: RefusedMessage[] = [];
   private chunks: SnapshotChunk[] = [];
 
   constructor(
@@ -84,6 +85,7 @@ export class Member {
     }
     this.readStates.push(...ready.readStates);
     this.droppedReads.push(...ready.droppedReads);
+    this.refusedMessages.push(...ready.refusedMessages);
     this.node.advance();
     return [...ready.messages];
   }

@@ -144,3 +144,79 @@ describe("single-server membership changes (dissertation §4.1)", () => {
     expect(node.status().membership).toEqual(membership);
   });
 });
+
+describe("membership changes that keep a quorum (strict reconfiguration check)", () => {
+  const unsafe = expect.objectContaining({ code: "UNSAFE_MEMBERSHIP_CHANGE" }) as Error;
+
+  /** n1 leads n1..n3; n3 has been unreachable for longer than an election timeout. */
+  function clusterWithSilentVoter(): Cluster {
+    const cluster = Cluster.of(["n1", "n2", "n3"]);
+    cluster.elect("n1");
+    cluster.isolate("n3");
+    cluster.tick(12, ["n1", "n2"]);
+    return cluster;
+  }
+
+  it("refuses a removal that leaves the voters without a reachable quorum, unless forced", () => {
+    const cluster = clusterWithSilentVoter();
+    const leader = cluster.node("n1");
+    const lastIndex = leader.status().lastIndex;
+    expect(() => leader.proposeMembershipChange({ type: "remove", node: "n2" })).toThrow(unsafe);
+    expect(leader.status().lastIndex).toBe(lastIndex);
+    expect(leader.proposeMembershipChange({ type: "remove", node: "n2" }, { force: true }).index).toBe(lastIndex + 1);
+  });
+
+  it("allows removing the unreachable voter: the rest still hear each other", () => {
+    const cluster = clusterWithSilentVoter();
+    change(cluster, "n1", { type: "remove", node: "n3" });
+    expect(cluster.node("n1").status().membership.voters).toEqual(["n1", "n2"]);
+  });
+
+  it("refuses any change while the leader hears from no quorum of the new voters", () => {
+    const cluster = Cluster.of(["n1", "n2", "n3"]);
+    cluster.add("n4", { membership: EMPTY });
+    cluster.elect("n1");
+    cluster.isolate("n1");
+    cluster.tick(12, ["n1"]);
+    expect(() => cluster.node("n1").proposeMembershipChange({ type: "addLearner", node: "n4", address: "addr-n4" })).toThrow(unsafe);
+  });
+
+  it("counts a member as heard from for one election timeout after its last message", () => {
+    const cluster = Cluster.of(["n1", "n2", "n3"], { checkQuorum: false });
+    cluster.elect("n1");
+    cluster.isolate("n3");
+    cluster.isolate("n2");
+    cluster.tick(10, ["n1"]);
+    // n2 answered ten ticks ago: still heard from; one tick later it is not.
+    expect(() => cluster.node("n1").proposeMembershipChange({ type: "remove", node: "n3" })).not.toThrow();
+    const fresh = Cluster.of(["n1", "n2", "n3"], { checkQuorum: false });
+    fresh.elect("n1");
+    fresh.isolate("n2");
+    fresh.isolate("n3");
+    fresh.tick(11, ["n1"]);
+    expect(() => fresh.node("n1").proposeMembershipChange({ type: "remove", node: "n3" })).toThrow(unsafe);
+  });
+
+  it("promotes only a learner that holds every committed entry, unless forced", () => {
+    const cluster = clusterWithNewcomer();
+    cluster.isolate("n4");
+    change(cluster, "n1", { type: "addLearner", node: "n4", address: "addr-n4" });
+    const leader = cluster.node("n1");
+    expect(leader.status().progress["n4"]?.match).toBe(0);
+    expect(() => leader.proposeMembershipChange({ type: "promote", node: "n4" })).toThrow(unsafe);
+    cluster.heal();
+    cluster.tick(2);
+    expect(leader.status().progress["n4"]?.match).toBe(leader.status().commit);
+    change(cluster, "n1", { type: "promote", node: "n4" });
+    expect(leader.status().membership.voters).toEqual(["n1", "n2", "n3", "n4"]);
+  });
+
+  it("force promotes a learner that is behind", () => {
+    const cluster = clusterWithNewcomer();
+    cluster.isolate("n4");
+    change(cluster, "n1", { type: "addLearner", node: "n4", address: "addr-n4" });
+    cluster.node("n1").proposeMembershipChange({ type: "promote", node: "n4" }, { force: true });
+    cluster.stabilize();
+    expect(cluster.node("n1").status().membership.voters).toEqual(["n1", "n2", "n3", "n4"]);
+  });
+});
