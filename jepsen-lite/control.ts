@@ -13,7 +13,7 @@
  * directory, after which it is a new incarnation `<name>~<8 hex>`. Everything here is keyed by
  * name, and Raft ids are mapped to names with `memberName`.
  */
-import { execFileSync, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { closeSync, openSync } from "node:fs";
 import { mkdir, open, rm, stat } from "node:fs/promises";
 import { ensureClusterSecretFile } from "../src/util/cluster-secret.js";
@@ -137,7 +137,7 @@ export class ClusterControl {
     if (running !== undefined && !running.hasExited) throw new KvError("INVALID", `${id} is already running`);
     const node = this.node(id);
     const logDescriptor = openSync(node.logFile, "a");
-    const flags = [...this.argumentsOf(node), ...(options.rejoin === true && nodeSupports("--rejoin") ? ["--rejoin"] : [])];
+    const flags = [...this.argumentsOf(node), ...(options.rejoin === true ? ["--rejoin"] : [])];
     const child = spawn(process.execPath, [NODE_ENTRY, ...flags], { stdio: ["ignore", logDescriptor, logDescriptor] });
     closeSync(logDescriptor);
     const started = new NodeProcess(child);
@@ -330,13 +330,6 @@ export class ClusterControl {
   killAllNow(): void {
     for (const running of this.processes.values()) running.killNow();
   }
-}
-
-let nodeHelp: string | null = null;
-/** TRANSITIONAL until the node has these flags: pass a flag only when `kv-node --help` lists it. */
-function nodeSupports(flag: string): boolean {
-  nodeHelp ??= execFileSync(process.execPath, [NODE_ENTRY, "--help"], { encoding: "utf8" });
-  return nodeHelp.includes(flag);
 }
 
 function linkName(from: string, to: string): string {
