@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError, Option } from "commander";
 import { DEFAULT_MIN_FREE_DISK_BYTES } from "../src/server/disk-space-guard.js";
+import { DEFAULT_CONNECTION_LIMITS } from "../src/server/connection.js";
 import { explainStartFailure, runNode, type NodeCommandLine } from "../src/server/main.js";
+import { DEFAULT_MAX_INFLIGHT_REQUEST_BYTES } from "../src/server/request-budget.js";
 
 function positiveInteger(text: string): number {
   const value = Number(text);
@@ -40,6 +42,11 @@ const program = new Command()
   .option("--snapshot-interval <seconds>", "snapshot at least this often when something changed", positiveInteger, 300)
   .option("--max-value-bytes <bytes>", "largest value accepted", positiveInteger, 8 * 1024 * 1024)
   .option("--max-key-length <chars>", "longest key accepted", positiveInteger, 256)
+  .option("--max-connections <count>", "client connections accepted at once; more are refused at accept (default: what the open-file limit leaves after LevelDB, peers and snapshots)", positiveInteger)
+  .option("--idle-timeout <seconds>", "close a client connection with nothing in flight and no traffic for this long (0: never)", nonNegativeInteger, DEFAULT_CONNECTION_LIMITS.idleTimeoutMs / 1000)
+  .option("--max-inflight-request-bytes <bytes>", "request bytes read and not yet answered, all clients together; past it the node stops reading until answers drain", positiveInteger, DEFAULT_MAX_INFLIGHT_REQUEST_BYTES)
+  .option("--client-output-pause-bytes <bytes>", "unsent answer bytes to one client past which nothing more is read from it until it drains", positiveInteger, DEFAULT_CONNECTION_LIMITS.outputPauseBytes)
+  .option("--client-output-limit-bytes <bytes>", "answer bytes one client may owe (unsent or waiting) before it is disconnected", positiveInteger, DEFAULT_CONNECTION_LIMITS.outputLimitBytes)
   .addOption(new Option("-l, --log-level <level>", "log level").choices(["fatal", "error", "warn", "info", "debug", "trace"]).default("info"))
   .option("--admin <host:port>", "HTTP admin endpoint: /health, /status, /metrics")
   .addOption(new Option("--tick-ms <ms>", "Raft tick").argParser(positiveInteger).default(50).hideHelp())

@@ -226,6 +226,9 @@ class CallRun<Result> {
       case "BUSY":
         if (this.inDoubt) return { done: false, next: "pause" };
         throw error;
+      case "TOO_LARGE":
+        // Final: the request, or its answer, is just as large on any node and at any later time.
+        throw error;
       default:
         throw error;
     }

@@ -1,15 +1,22 @@
 import { connect as connectSocket, type Socket } from "node:net";
 import { KvError } from "../errors.js";
 import { MAX_FRAME_BYTES } from "../engine/limits.js";
-import { encodeFrame, FrameDecoder, type Frame } from "../server/protocol/frame.js";
+import { isPeerCommand } from "../server/protocol/commands.js";
+import { encodeFrame, FrameDecoder, FrameTooLargeError, MAX_REQUEST_PAYLOAD_BYTES, type Frame } from "../server/protocol/frame.js";
 import { decodeErrorPayload, STATUS } from "../server/protocol/status.js";
 import { TickCork } from "../util/tick-cork.js";
 
 export interface ClientConnectionOptions {
   /** Requests awaiting an answer; one more fails at once with BUSY. */
   readonly maxInFlight?: number;
-  /** Largest response payload accepted. */
+  /** Largest response payload accepted; a larger answer fails its request with TOO_LARGE. */
   readonly maxFrameBytes?: number;
+  /**
+   * Largest request payload of a client command, the server's own limit: a larger request
+   * fails with TOO_LARGE before anything is sent. Peer commands (Raft batches) may fill a
+   * whole frame (MAX_FRAME_BYTES).
+   */
+  readonly maxRequestBytes?: number;
   readonly connectTimeoutMs?: number;
   /** Aborts the connection attempt. */
   readonly signal?: AbortSignal;
@@ -18,6 +25,7 @@ export interface ClientConnectionOptions {
 export const DEFAULT_CLIENT_CONNECTION_OPTIONS = Object.freeze({
   maxInFlight: 4096,
   maxFrameBytes: MAX_FRAME_BYTES,
+  maxRequestBytes: MAX_REQUEST_PAYLOAD_BYTES,
   connectTimeoutMs: 5000,
 });
 
@@ -71,6 +79,7 @@ export class ClientConnection {
     private readonly socket: Socket,
     private readonly maxInFlight: number,
     maxFrameBytes: number,
+    private readonly maxRequestBytes: number,
   ) {
     this.decoder = new FrameDecoder({ maxFrameBytes });
     this.cork = new TickCork(socket);
@@ -106,7 +115,7 @@ export class ClientConnection {
       socket.once("error", onError);
       socket.once("connect", () => {
         cleanUp();
-        resolve(new ClientConnection(socket, settings.maxInFlight, settings.maxFrameBytes));
+        resolve(new ClientConnection(socket, settings.maxInFlight, settings.maxFrameBytes, settings.maxRequestBytes));
       });
     });
   }
@@ -125,6 +134,10 @@ export class ClientConnection {
       return Promise.reject(new KvError("BUSY", `${this.maxInFlight} requests already in flight on this connection`));
     }
     if (options.signal?.aborted === true) return Promise.reject(options.signal.reason);
+    const maxBytes = isPeerCommand(command) ? MAX_FRAME_BYTES : this.maxRequestBytes;
+    if (payload.byteLength > maxBytes) {
+      return Promise.reject(new KvError("TOO_LARGE", `request of ${payload.byteLength} bytes exceeds the limit of ${maxBytes} bytes`));
+    }
     const requestId = this.allocateRequestId();
     const frame = encodeFrame(command, requestId, payload);
     return new Promise<ClientResponse>((resolve, reject) => {
@@ -195,10 +208,17 @@ export class ClientConnection {
     this.sendQueue = this.sendQueue.slice(index);
   }
 
+  /**
+   * An answer over the frame limit fails its own request with TOO_LARGE, which is final: asked
+   * again, the server would build the same answer. The stream cannot be resynchronised past
+   * it, so the other requests fail with CONNECTION (and may be retried elsewhere).
+   */
   private onData(chunk: Buffer): void {
     try {
       this.decoder.push(chunk, (frame) => this.onFrame(frame));
     } catch (error) {
+      const tooLarge = error instanceof FrameTooLargeError ? this.pending.get(error.requestId) : undefined;
+      if (tooLarge !== undefined) this.cancel(tooLarge, new KvError("TOO_LARGE", `the answer is too large to read: ${(error as Error).message}`));
       const message = error instanceof Error ? error.message : String(error);
       this.shutDown(new KvError("CONNECTION", `broken response stream: ${message}`));
     }

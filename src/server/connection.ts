@@ -1,20 +1,27 @@
 import type { Socket } from "node:net";
 import { KvError } from "../errors.js";
 import { MAX_FRAME_BYTES } from "../engine/limits.js";
-import { InvariantViolation } from "../util/assert.js";
-import { TickCork } from "../util/tick-cork.js";
 import { COMMAND, commandByCode, isPeerCommand } from "./protocol/commands.js";
-import { encodeFrame, FrameDecoder, FrameTooLargeError, type Frame } from "./protocol/frame.js";
-import { encodeErrorPayload, isStatus, STATUS, type Status } from "./protocol/status.js";
+import { FrameDecoder, FrameTooLargeError, MAX_REQUEST_PAYLOAD_BYTES, type Frame, type FrameHeader } from "./protocol/frame.js";
+import { isStatus, STATUS } from "./protocol/status.js";
+import {
+  AnswerQueue,
+  errorResponse,
+  isDeferred,
+  responseForThrown,
+  type Answer,
+  type HandlerResult,
+  type OutputEvent,
+  type OutputLimits,
+  type ServerResponse,
+} from "./connection-output.js";
+import type { RequestByteBudget } from "./request-budget.js";
+
+export type { DeferredResponse, HandlerResult, ServerResponse } from "./connection-output.js";
 
 export interface ServerRequest {
   readonly command: number;
   readonly requestId: number;
-  readonly payload: Uint8Array;
-}
-
-export interface ServerResponse {
-  readonly status: Status;
   readonly payload: Uint8Array;
 }
 
@@ -28,23 +35,64 @@ export interface ConnectionInfo {
 
 /**
  * Serves one request. A KvError becomes an ERROR response, or INVALID (and the connection is
- * closed) when its code is INVALID; any other exception becomes ERROR INTERNAL.
+ * closed) when its code is INVALID; any other exception becomes ERROR INTERNAL. A deferred
+ * result is built only when the connection has room to send it.
  */
-export type RequestHandler = (request: ServerRequest, connection: ConnectionInfo) => Promise<ServerResponse>;
+export type RequestHandler = (request: ServerRequest, connection: ConnectionInfo) => Promise<HandlerResult>;
 
-export interface ConnectionLimits {
-  readonly maxFrameBytes: number;
+export interface ConnectionLimits extends OutputLimits {
+  /** Largest request payload of a client, and of a link that has not completed a handshake. */
+  readonly maxRequestBytes: number;
+  /** Largest frame payload of a proven peer link: an AppendEntries holding the largest entry. */
+  readonly maxPeerFrameBytes: number;
   /** Requests handed to the handler and not yet answered; past it the socket stops reading. */
   readonly maxInFlight: number;
+  /**
+   * Request payload bytes read (or being read) and not yet answered on one client connection;
+   * past it the socket stops reading. One request is always admitted, however large.
+   */
+  readonly maxInFlightRequestBytes: number;
+  /** A client connection with nothing in flight and no traffic for this long is closed; 0: never. */
+  readonly idleTimeoutMs: number;
+  /** A connection admitted on a slot kept for peers must complete its handshake within this. */
+  readonly peerHandshakeDeadlineMs: number;
   /** After answering INVALID, how long the peer gets to read it before the socket is destroyed. */
   readonly closeGraceMs: number;
 }
 
 export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = Object.freeze({
-  maxFrameBytes: MAX_FRAME_BYTES,
+  maxRequestBytes: MAX_REQUEST_PAYLOAD_BYTES,
+  maxPeerFrameBytes: MAX_FRAME_BYTES,
+  maxResponseBytes: MAX_FRAME_BYTES,
   maxInFlight: 1024,
+  maxInFlightRequestBytes: MAX_FRAME_BYTES,
+  outputPauseBytes: 8 * 1024 * 1024,
+  outputLimitBytes: 256 * 1024 * 1024,
+  idleTimeoutMs: 300_000,
+  peerHandshakeDeadlineMs: 5000,
   closeGraceMs: 2000,
 });
+
+/** What a connection reports to its server, which counts and logs it. */
+export type ConnectionEvent =
+  | OutputEvent
+  /** Closed: owed more answer bytes than outputLimitBytes. */
+  | "outputLimit"
+  | "idleTimeout"
+  /** Stopped reading because the node's request byte budget was spent. */
+  | "requestBudgetWait"
+  /** On a slot kept for peers, it sent something else than a handshake, or too late. */
+  | "notPeer";
+
+export interface ConnectionContext {
+  /** Request bytes in flight across the node's client connections. */
+  readonly requestBudget?: RequestByteBudget;
+  /** Admitted on a slot kept for peers: it must be a peer link, proven within the deadline. */
+  readonly peerOnly?: boolean;
+  /** Called once, when the link has completed its handshake. */
+  readonly onPeerAdmitted?: () => void;
+  readonly onEvent?: (event: ConnectionEvent, info: ConnectionInfo) => void;
+}
 
 export interface ServedConnection {
   readonly info: ConnectionInfo;
@@ -60,44 +108,72 @@ export interface ServedConnection {
  * Serves the protocol on one socket: many requests in flight, answered in completion order,
  * with backpressure on both sides (see ServerConnection).
  */
-export function serveConnection(socket: Socket, handler: RequestHandler, limits: Partial<ConnectionLimits> = {}): ServedConnection {
-  return new ServerConnection(socket, handler, { ...DEFAULT_CONNECTION_LIMITS, ...limits });
+export function serveConnection(
+  socket: Socket,
+  handler: RequestHandler,
+  limits: Partial<ConnectionLimits> = {},
+  context: ConnectionContext = {},
+): ServedConnection {
+  return new ServerConnection(socket, handler, { ...DEFAULT_CONNECTION_LIMITS, ...limits }, context);
 }
 
 let nextConnectionId = 1;
 
 type ConnectionState = "open" | "closing" | "closed";
 
+/** The handshake step whose OK answer proves a link is a peer of this cluster (peer-auth.ts). */
+const FINAL_HANDSHAKE_STEP = COMMAND.handshakeProof;
+
+/** A decoded frame and the request bytes reserved for it until it is answered. */
+interface Received {
+  readonly frame: Frame;
+  readonly reservedBytes: number;
+}
+
 /**
- * Flow control: frames are decoded as they arrive into a backlog and handed to the handler
- * while fewer than `maxInFlight` are in flight. The socket stops reading while the backlog is
- * not empty, while the handler is at its limit, while a peer handshake is being checked, or
- * while the socket's write buffer is above its high-water mark (write() returned false) until
- * 'drain'. So memory per connection is bounded by one read's worth of frames plus the answers
- * of `maxInFlight` requests.
+ * Flow control, on the way in: a frame's payload bytes are reserved (on this connection and
+ * in the node's RequestByteBudget) before the payload is read; frames are decoded into a
+ * backlog and handed to the handler while fewer than `maxInFlight` are in flight. The socket
+ * stops reading while a frame waits for its reservation, while the backlog is not empty,
+ * while the handler is at its limit, while a handshake step is being checked, and while the
+ * answers are paused (AnswerQueue). So a connection holds at most `maxInFlightRequestBytes`
+ * of requests and one write buffer of answers, and the node at most its budget of requests.
+ *
+ * A link that completes its handshake is a peer: it may send frames up to
+ * `maxPeerFrameBytes`, is never idle-closed, and its Raft traffic is not held back by the
+ * clients' budget (replication is what lets client writes complete and free that budget).
  */
 class ServerConnection implements ServedConnection {
   readonly info: { id: number; remoteAddress: string; peer: boolean };
   readonly closed: Promise<void>;
   private readonly decoder: FrameDecoder;
-  private backlog: Frame[] = [];
+  private readonly answers: AnswerQueue;
+  private backlog: Received[] = [];
   private backlogHead = 0;
   private inFlightCount = 0;
-  private waitingForDrain = false;
   private handshakePending = false;
   private firstFrameSeen = false;
-  private readonly cork: TickCork;
+  private peerAdmitted = false;
   private state: ConnectionState = "open";
   private graceTimer: NodeJS.Timeout | undefined;
+  private handshakeTimer: NodeJS.Timeout | undefined;
+  /** Request bytes this connection holds: the admitted frame being read, the backlog, in flight. */
+  private heldRequestBytes = 0;
+  /** Reserved for the frame whose header was admitted and whose payload is still arriving. */
+  private partialFrameBytes = 0;
+  /** Why the decoder holds a frame: this connection's own bound, or the node's budget. */
+  private heldBy: "connection" | "node" | null = null;
+  private waitingForBudget = false;
 
   constructor(
     private readonly socket: Socket,
     private readonly handler: RequestHandler,
     private readonly limits: ConnectionLimits,
+    private readonly context: ConnectionContext,
   ) {
     this.info = { id: nextConnectionId++, remoteAddress: `${socket.remoteAddress}:${socket.remotePort}`, peer: false };
-    this.decoder = new FrameDecoder({ maxFrameBytes: limits.maxFrameBytes });
-    this.cork = new TickCork(socket);
+    this.decoder = new FrameDecoder({ maxFrameBytes: limits.maxRequestBytes, admit: (header) => this.admitFrame(header) });
+    this.answers = new AnswerQueue(socket, limits, (event) => this.report(event));
     this.closed = new Promise((resolve) => socket.once("close", () => resolve()));
     socket.setNoDelay(true);
     socket.on("data", (chunk: Buffer) => this.onData(chunk));
@@ -105,6 +181,13 @@ class ServerConnection implements ServedConnection {
     socket.on("close", () => this.onClose());
     // Errors (reset by peer...) are always followed by 'close', which does the cleanup.
     socket.on("error", () => undefined);
+    if (limits.idleTimeoutMs > 0) {
+      socket.setTimeout(limits.idleTimeoutMs);
+      socket.on("timeout", () => this.onIdle());
+    }
+    if (context.peerOnly === true) {
+      this.handshakeTimer = setTimeout(() => this.dropNotPeer(), limits.peerHandshakeDeadlineMs).unref();
+    }
   }
 
   get inFlight(): number {
@@ -118,32 +201,112 @@ class ServerConnection implements ServedConnection {
   private onData(chunk: Buffer): void {
     // While closing, input is read and dropped so that the peer gets a clean end, not a reset.
     if (this.state !== "open") return;
-    try {
-      this.decoder.push(chunk, (frame) => this.backlog.push(frame));
-    } catch (error) {
-      if (!(error instanceof FrameTooLargeError)) throw error;
-      this.refuse(error.requestId, error);
-      return;
-    }
+    this.decode(() => this.decoder.push(chunk, (frame) => this.receive(frame)));
+    this.waitForBudgetIfHeld();
     this.dispatchBacklog();
   }
 
   private onDrain(): void {
-    this.waitingForDrain = false;
+    this.answers.drained();
+    this.flushAnswers();
     this.dispatchBacklog();
   }
 
   private onClose(): void {
     this.state = "closed";
     clearTimeout(this.graceTimer);
-    this.backlog = [];
-    this.backlogHead = 0;
+    clearTimeout(this.handshakeTimer);
+    this.clearBacklog();
+    this.releaseRequestBytes(this.partialFrameBytes);
+    this.partialFrameBytes = 0;
+    this.answers.clear();
+    if (this.waitingForBudget) this.context.requestBudget?.cancel(this.retryHeldFrame);
+    this.waitingForBudget = false;
+  }
+
+  /** No traffic for idleTimeoutMs: a client with nothing in flight is closed, anything else waits on. */
+  private onIdle(): void {
+    if (this.state !== "open" || this.peerAdmitted) return;
+    if (this.inFlightCount > 0) {
+      this.socket.setTimeout(this.limits.idleTimeoutMs);
+      return;
+    }
+    this.report("idleTimeout");
+    this.socket.destroy();
+  }
+
+  private dropNotPeer(): void {
+    if (this.peerAdmitted || this.state === "closed") return;
+    this.report("notPeer");
+    this.socket.destroy();
+  }
+
+  /** Decoder input, with an oversized frame answered TOO_LARGE: the stream is lost past it. */
+  private decode(step: () => void): void {
+    try {
+      step();
+    } catch (error) {
+      if (!(error instanceof FrameTooLargeError)) throw error;
+      this.refuse(error.requestId, error);
+    }
+  }
+
+  /** The decoder's admission of a frame, before its payload is read: reserve its bytes. */
+  private admitFrame(header: FrameHeader): boolean {
+    const bytes = this.peerAdmitted ? 0 : header.payloadBytes;
+    if (this.heldRequestBytes > 0 && this.heldRequestBytes + bytes > this.limits.maxInFlightRequestBytes) {
+      this.heldBy = "connection";
+      return false;
+    }
+    if (bytes > 0 && this.context.requestBudget?.tryReserve(bytes) === false) {
+      this.heldBy = "node";
+      return false;
+    }
+    this.heldBy = null;
+    this.heldRequestBytes += bytes;
+    this.partialFrameBytes = bytes;
+    return true;
+  }
+
+  private receive(frame: Frame): void {
+    this.backlog.push({ frame, reservedBytes: this.partialFrameBytes });
+    this.partialFrameBytes = 0;
+  }
+
+  private releaseRequestBytes(bytes: number): void {
+    if (bytes === 0) return;
+    this.heldRequestBytes -= bytes;
+    this.context.requestBudget?.release(bytes);
+  }
+
+  /** Registers with the node's budget when that is what holds the decoder, and only once. */
+  private waitForBudgetIfHeld(): void {
+    const budget = this.context.requestBudget;
+    if (budget === undefined || this.waitingForBudget || !this.decoder.isHeld || this.heldBy !== "node") return;
+    this.waitingForBudget = true;
+    this.report("requestBudgetWait");
+    budget.wait(this.retryHeldFrame);
+  }
+
+  /** Called by the node's budget when room may have freed; true once this connection needs none. */
+  private readonly retryHeldFrame = (): boolean => {
+    if (this.state === "open") this.resumeInput();
+    const stillWaiting = this.state === "open" && this.decoder.isHeld && this.heldBy === "node";
+    this.waitingForBudget = stillWaiting;
+    return !stillWaiting;
+  };
+
+  /** Retries a held frame (room freed on this connection or in the budget) and dispatches. */
+  private resumeInput(): void {
+    if (this.state !== "open") return;
+    if (this.decoder.isHeld) this.decode(() => this.decoder.resume((frame) => this.receive(frame)));
+    this.dispatchBacklog();
   }
 
   private dispatchBacklog(): void {
     while (this.state === "open" && this.backlogHead < this.backlog.length && this.canDispatch()) {
-      const frame = this.backlog[this.backlogHead++];
-      if (frame !== undefined) this.dispatch(frame);
+      const received = this.backlog[this.backlogHead++];
+      if (received !== undefined) this.dispatch(received);
     }
     if (this.backlogHead === this.backlog.length) {
       this.backlog = [];
@@ -152,22 +315,24 @@ class ServerConnection implements ServedConnection {
     this.updateFlow();
   }
 
-  /** A full write buffer stops dispatch too: answers must not pile up faster than they leave. */
+  /** Paused answers stop dispatch too: they must not pile up faster than they leave. */
   private canDispatch(): boolean {
-    return this.inFlightCount < this.limits.maxInFlight && !this.handshakePending && !this.waitingForDrain;
+    return this.inFlightCount < this.limits.maxInFlight && !this.handshakePending && !this.answers.isPaused;
   }
 
   private updateFlow(): void {
     if (this.state !== "open") return;
     const backlogged = this.backlogHead < this.backlog.length;
-    const stop = backlogged || !this.canDispatch();
+    const stop = backlogged || this.decoder.isHeld || !this.canDispatch();
     if (stop && !this.socket.isPaused()) this.socket.pause();
     if (!stop && this.socket.isPaused()) this.socket.resume();
   }
 
-  private dispatch(frame: Frame): void {
+  private dispatch(received: Received): void {
+    const { frame } = received;
     const refusal = this.checkCommand(frame.kind);
     if (refusal !== null) {
+      this.releaseRequestBytes(received.reservedBytes);
       this.refuse(frame.requestId, refusal);
       return;
     }
@@ -176,7 +341,7 @@ class ServerConnection implements ServedConnection {
     if (handshake) this.handshakePending = true;
     this.inFlightCount += 1;
     const request: ServerRequest = { command: frame.kind, requestId: frame.requestId, payload: frame.payload };
-    callHandler(this.handler, request, this.info).then((response) => this.complete(frame.requestId, handshake, response));
+    callHandler(this.handler, request, this.info).then((result) => this.complete(received, handshake, result));
   }
 
   /** Unknown codes, and mixing client and peer traffic on one connection, break the stream. */
@@ -190,72 +355,92 @@ class ServerConnection implements ServedConnection {
       this.info.peer = true;
       return null;
     }
+    if (isFirst && this.context.peerOnly === true) {
+      this.report("notPeer");
+      return new KvError("BUSY", "the node is at its connection limit: only peer links are admitted now");
+    }
     if (isPeerCommand(code) !== this.info.peer) {
       return new KvError("INVALID", `command ${command.name} is not allowed on a ${this.info.peer ? "peer" : "client"} connection`);
     }
     return null;
   }
 
-  private complete(requestId: number, handshake: boolean, response: ServerResponse): void {
+  private complete(received: Received, handshake: boolean, result: HandlerResult): void {
     this.inFlightCount -= 1;
+    this.releaseRequestBytes(received.reservedBytes);
     if (handshake) this.handshakePending = false;
     if (this.state !== "open" || this.socket.destroyed) return;
-    this.write(requestId, response);
-    // A refused handshake leaves the link unauthenticated, and INVALID means the stream broke.
-    if (response.status === STATUS.INVALID || (handshake && response.status !== STATUS.OK)) {
-      this.closeAfterFlush();
+    const answer: Answer = { requestId: received.frame.requestId, command: received.frame.kind, result };
+    if (!this.answers.add(answer)) {
+      this.report("outputLimit");
+      this.socket.destroy();
       return;
     }
-    this.dispatchBacklog();
+    this.flushAnswers();
+    this.resumeInput();
+    this.waitForBudgetIfHeld();
+  }
+
+  private flushAnswers(): void {
+    if (this.state === "open") this.answers.flush((answer, response) => this.sent(answer, response));
+  }
+
+  /** After an answer is written: a refused handshake or an INVALID answer ends the connection. */
+  private sent(answer: Answer, response: ServerResponse): boolean {
+    const handshakeStep = answer.command === COMMAND.handshake || answer.command === COMMAND.handshakeProof;
+    // A refused handshake leaves the link unauthenticated, and INVALID means the stream broke.
+    if (response.status === STATUS.INVALID || (handshakeStep && response.status !== STATUS.OK)) {
+      this.closeAfterFlush();
+      return false;
+    }
+    if (answer.command === FINAL_HANDSHAKE_STEP) this.admitPeer();
+    return true;
+  }
+
+  private admitPeer(): void {
+    this.peerAdmitted = true;
+    clearTimeout(this.handshakeTimer);
+    this.socket.setTimeout(0);
+    this.decoder.maxFrameBytes = this.limits.maxPeerFrameBytes;
+    this.context.onPeerAdmitted?.();
   }
 
   /** Answers INVALID and closes: the stream cannot be trusted past a broken frame. */
   private refuse(requestId: number, error: KvError): void {
-    this.write(requestId, { status: STATUS.INVALID, payload: encodeErrorPayload(error) });
+    const response = errorResponse(error);
+    this.answers.write(requestId, { status: STATUS.INVALID, payload: response.payload });
     this.closeAfterFlush();
   }
 
   private closeAfterFlush(): void {
     this.state = "closing";
-    this.backlog = [];
-    this.backlogHead = 0;
+    this.clearBacklog();
+    this.answers.clear();
     this.socket.end();
     this.socket.resume();
     this.graceTimer = setTimeout(() => this.socket.destroy(), this.limits.closeGraceMs).unref();
   }
 
-  /** Responses that complete in the same tick leave in one write (cork until next tick). */
-  private write(requestId: number, response: ServerResponse): void {
-    if (!this.cork.write(encodeFrame(response.status, requestId, response.payload))) this.waitingForDrain = true;
+  private clearBacklog(): void {
+    for (let index = this.backlogHead; index < this.backlog.length; index++) this.releaseRequestBytes(this.backlog[index]?.reservedBytes ?? 0);
+    this.backlog = [];
+    this.backlogHead = 0;
+  }
+
+  private report(event: ConnectionEvent): void {
+    this.context.onEvent?.(event, this.info);
   }
 }
 
 /** Never rejects: every outcome of the handler becomes a response. */
-async function callHandler(handler: RequestHandler, request: ServerRequest, info: ConnectionInfo): Promise<ServerResponse> {
+async function callHandler(handler: RequestHandler, request: ServerRequest, info: ConnectionInfo): Promise<HandlerResult> {
   try {
-    const response = await handler(request, info);
-    if (!isStatus(response.status) || !(response.payload instanceof Uint8Array)) {
+    const result = await handler(request, info);
+    if (isDeferred(result) ? !Number.isFinite(result.minimumBytes) : !isStatus(result.status) || !(result.payload instanceof Uint8Array)) {
       return errorResponse(new KvError("INTERNAL", `handler returned a malformed response for command ${request.command}`));
     }
-    return response;
+    return result;
   } catch (error) {
     return responseForThrown(error);
   }
-}
-
-function responseForThrown(error: unknown): ServerResponse {
-  if (error instanceof InvariantViolation) {
-    // A broken invariant means this process can no longer be trusted: crash it (assert.ts).
-    process.nextTick(() => {
-      throw error;
-    });
-  }
-  if (error instanceof KvError) return errorResponse(error);
-  const message = error instanceof Error ? error.message : String(error);
-  return errorResponse(new KvError("INTERNAL", `unexpected server error: ${message}`));
-}
-
-function errorResponse(error: KvError): ServerResponse {
-  const status = error.code === "INVALID" ? STATUS.INVALID : STATUS.ERROR;
-  return { status, payload: encodeErrorPayload(error) };
 }

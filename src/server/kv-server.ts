@@ -4,7 +4,19 @@ import type { EngineLimits } from "../engine/limits.js";
 import { encode } from "../engine/codec.js";
 import { KvError } from "../errors.js";
 import { parseHostPort } from "./peers.js";
-import { serveConnection, type ConnectionInfo, type ServedConnection, type ServerRequest, type ServerResponse } from "./connection.js";
+import {
+  DEFAULT_CONNECTION_LIMITS,
+  serveConnection,
+  type ConnectionInfo,
+  type ConnectionLimits,
+  type HandlerResult,
+  type ServedConnection,
+  type ServerRequest,
+  type ServerResponse,
+} from "./connection.js";
+import { ConnectionAdmission } from "./connection-admission.js";
+import type { Metrics } from "./metrics.js";
+import { deferredOutcome } from "./response-size.js";
 import { COMMAND, commandByCode } from "./protocol/commands.js";
 import { parseOperation, rejection, renderOutcome, type Operation } from "./protocol/operations.js";
 import { STATUS } from "./protocol/status.js";
@@ -19,6 +31,13 @@ export interface KvServerOptions {
   /** Deadline of a request that names none. */
   readonly defaultTimeoutMs: number;
   readonly logger: Logger;
+  readonly metrics: Metrics;
+  /** Client connections accepted at once; peers have slots of their own (connection-limits.ts). */
+  readonly maxConnections: number;
+  /** Request bytes in flight across all client connections. */
+  readonly maxInFlightRequestBytes: number;
+  /** Bounds of each connection; the defaults of connection.ts where absent. */
+  readonly connectionLimits?: Partial<ConnectionLimits>;
 }
 
 /**
@@ -32,11 +51,16 @@ export interface KvServerOptions {
 export class KvServer {
   private readonly connections = new Set<ServedConnection>();
   private attached: ReplicatedNode | null = null;
+  private readonly admission: ConnectionAdmission;
+  private readonly connectionLimits: ConnectionLimits;
 
   private constructor(
     private readonly server: Server,
     private readonly options: KvServerOptions,
-  ) {}
+  ) {
+    this.admission = new ConnectionAdmission(options);
+    this.connectionLimits = { ...DEFAULT_CONNECTION_LIMITS, ...options.connectionLimits };
+  }
 
   static async start(options: KvServerOptions): Promise<KvServer> {
     const { host, port } = parseHostPort(options.bind);
@@ -68,16 +92,20 @@ export class KvServer {
     await closed;
   }
 
+  /** Past --max-connections the socket is destroyed at once (ConnectionAdmission). */
   private accept(socket: Socket): void {
-    const connection = serveConnection(socket, (request, info) => this.handle(request, info));
+    const admitted = this.admission.admit(socket);
+    if (admitted === null) return;
+    const connection = serveConnection(socket, (request, info) => this.handle(request, info), this.connectionLimits, admitted.context);
     this.connections.add(connection);
     void connection.closed.then(() => {
       this.connections.delete(connection);
+      admitted.release();
       this.options.peers.closed(connection.info);
     });
   }
 
-  private async handle(request: ServerRequest, info: ConnectionInfo): Promise<ServerResponse> {
+  private async handle(request: ServerRequest, info: ConnectionInfo): Promise<HandlerResult> {
     if (request.command === COMMAND.handshake) return this.options.peers.hello(request.payload, info);
     if (request.command === COMMAND.handshakeProof) return this.options.peers.proof(request.payload, info);
     if (request.command === COMMAND.raftMessages) return this.options.peers.messages(request.payload, info);
@@ -87,12 +115,13 @@ export class KvServer {
     return this.execute(name, operation, timeoutMs ?? this.options.defaultTimeoutMs);
   }
 
-  private async execute(name: string, operation: Operation, timeoutMs: number): Promise<ServerResponse> {
+  private async execute(name: string, operation: Operation, timeoutMs: number): Promise<HandlerResult> {
     switch (operation.kind) {
       case "write":
         return renderOutcome(name, await this.node.write(operation.command, timeoutMs));
       case "read":
-        return renderOutcome(name, await this.node.read(operation.query, operation.consistency, timeoutMs));
+        // Read results can be large (getPattern, mget): sized first, built when sent.
+        return deferredOutcome(name, await this.node.read(operation.query, operation.consistency, timeoutMs), this.connectionLimits.maxResponseBytes);
       case "ping":
         return ok("PONG");
       case "info":

@@ -5,7 +5,9 @@ import type { Message, NodeId } from "../raft/types.js";
 import { COMMAND } from "./protocol/commands.js";
 import { dialPeer, type DialerSide } from "./peer-auth.js";
 import { memberName } from "./identity.js";
-import { encodeMessages } from "./peer-codec.js";
+import { MAX_FRAME_BYTES } from "../engine/limits.js";
+import { ThrottledLog } from "./connection-limits.js";
+import { encodePeerFrames, estimatedMessageBytes } from "./peer-frames.js";
 import { outboundLinkId, type PeerDirectory } from "./peer-directory.js";
 
 export interface PeerTransportOptions {
@@ -26,6 +28,8 @@ export interface PeerTransportOptions {
 const DEFAULTS = { maxQueuedMessages: 4096, maxQueuedBytes: 64 * 1024 * 1024, reconnectMinMs: 50, reconnectMaxMs: 1000 };
 
 type Settings = Required<PeerTransportOptions>;
+
+const OVERSIZED_LOG_INTERVAL_MS = 1000;
 
 /**
  * Outbound Raft traffic: one TCP link per peer, opened with the authenticated handshake of
@@ -90,6 +94,12 @@ class PeerLink {
   private closed = false;
   private failures = 0;
   private reconnectTimer: NodeJS.Timeout | null = null;
+  /** A message no frame can hold means replication to this peer is stuck: said loudly, once a second. */
+  private lastOversized = { type: "", bytes: 0 };
+  private readonly oversizedLog = new ThrottledLog(OVERSIZED_LOG_INTERVAL_MS, (count) => {
+    const details = { peer: this.id, dropped: count, last: this.lastOversized, maxFrameBytes: MAX_FRAME_BYTES };
+    this.settings.logger.error(details, "a Raft message exceeds the peer frame limit and cannot be sent");
+  });
 
   constructor(
     readonly id: NodeId,
@@ -118,7 +128,7 @@ class PeerLink {
   }
 
   private enqueue(message: Message): void {
-    const bytes = messageBytes(message);
+    const bytes = estimatedMessageBytes(message);
     if (this.queue.length >= this.settings.maxQueuedMessages || this.queuedBytes + bytes > this.settings.maxQueuedBytes) {
       this.transport.droppedMessages++;
       return;
@@ -127,13 +137,22 @@ class PeerLink {
     this.queuedBytes += bytes;
   }
 
+  /** As many frames as it takes to keep each within the peer frame limit (peer-frames.ts). */
   private write(messages: readonly Message[]): void {
     const connection = this.connection;
     if (connection === null) return;
-    // Fire and forget: an answer only says the frame arrived; Raft's own responses carry meaning.
-    connection.request(COMMAND.raftMessages, encodeMessages(messages)).catch(() => {
-      this.transport.droppedMessages += messages.length;
-    });
+    for (const frame of encodePeerFrames(messages, MAX_FRAME_BYTES, (message, bytes) => this.dropOversized(message, bytes))) {
+      // Fire and forget: an answer only says the frame arrived; Raft's own responses carry meaning.
+      connection.request(COMMAND.raftMessages, frame.payload).catch(() => {
+        this.transport.droppedMessages += frame.messages.length;
+      });
+    }
+  }
+
+  private dropOversized(message: Message, bytes: number): void {
+    this.transport.droppedMessages += 1;
+    this.lastOversized = { type: message.type, bytes };
+    this.oversizedLog.occurred();
   }
 
   private connect(): void {
@@ -200,8 +219,3 @@ export function backoffMs(failures: number, minMs: number, maxMs: number): numbe
   return ceiling / 2 + Math.random() * (ceiling / 2);
 }
 
-function messageBytes(message: Message): number {
-  if (message.type === "installSnapshot") return message.chunk.data.byteLength;
-  if (message.type !== "appendEntries") return 64;
-  return message.entries.reduce((sum, entry) => sum + (entry.kind === "command" ? entry.data.byteLength : 32), 64);
-}

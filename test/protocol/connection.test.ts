@@ -142,7 +142,7 @@ describe("server and client connections over TCP", () => {
   });
 
   it("answers an oversized frame TOO_LARGE under INVALID, with its request id, and closes", async () => {
-    const server = await serve(echo, { maxFrameBytes: 1024 });
+    const server = await serve(echo, { maxRequestBytes: 1024 });
     const bystander = await client(server);
     const raw = await rawClient(server.port);
     raw.socket.write(Uint8Array.of(COMMAND.set, 0, 0, 0, 9, 0x80, 0, 0, 0));

@@ -203,3 +203,69 @@ describe("FrameDecoder", () => {
     expect(payloads.map((payload) => payload.buffer === stream.buffer)).toEqual([true, true]);
   });
 });
+
+describe("FrameDecoder admission", () => {
+  /** Admits a frame only while `room` bytes are left; `grant` gives bytes back. */
+  function gatedDecoder(room: number): { decoder: FrameDecoder; admitted: () => number; grant: (bytes: number) => void } {
+    let left = room;
+    let admitted = 0;
+    const decoder = new FrameDecoder({
+      admit: (header) => {
+        if (header.payloadBytes > left) return false;
+        left -= header.payloadBytes;
+        admitted += 1;
+        return true;
+      },
+    });
+    return { decoder, admitted: () => admitted, grant: (bytes) => (left += bytes) };
+  }
+
+  it("holds the input at a refused header and decodes it in order once resumed", () => {
+    const stream = concat([encodeFrame(1, 1, new Uint8Array(4)), encodeFrame(1, 2, new Uint8Array(10).fill(9)), encodeFrame(1, 3, Uint8Array.of(5))]);
+    const { decoder, grant } = gatedDecoder(4);
+    const frames: PlainFrame[] = [];
+    decoder.push(stream, (frame) => frames.push(plain(frame)));
+    expect(frames.map((frame) => frame.requestId)).toEqual([1]);
+    expect(decoder.isHeld).toBe(true);
+    decoder.push(encodeFrame(1, 4, new Uint8Array(0)), (frame) => frames.push(plain(frame)));
+    expect(decoder.resume((frame) => frames.push(plain(frame)))).toBe(false);
+    grant(10);
+    expect(decoder.resume((frame) => frames.push(plain(frame)))).toBe(false);
+    expect(frames.map((frame) => frame.requestId)).toEqual([1, 2]);
+    grant(1);
+    expect(decoder.resume((frame) => frames.push(plain(frame)))).toBe(true);
+    expect(frames.map((frame) => frame.requestId)).toEqual([1, 2, 3, 4]);
+    expect(frames[1]?.payload).toEqual(new Array(10).fill(9));
+  });
+
+  it("admits each frame once, before its payload, however the stream is split and held", () => {
+    fc.assert(
+      fc.property(fc.array(frameArbitrary, { maxLength: 12 }), fc.array(fc.nat(), { maxLength: 8 }), fc.integer({ min: 0, max: 400 }), (frames, cuts, room) => {
+        const stream = concat(frames.map((frame) => encodeFrame(frame.kind, frame.requestId, frame.payload)));
+        const { decoder, admitted, grant } = gatedDecoder(room);
+        const decoded: PlainFrame[] = [];
+        const onFrame = (frame: Frame): void => {
+          decoded.push(plain(frame));
+          grant(frame.payload.length);
+        };
+        for (const chunk of splitAt(stream, cuts)) decoder.push(chunk, onFrame);
+        // Whatever is held gets room at last: one frame is admitted per round at worst.
+        for (let round = 0; decoder.isHeld && round <= frames.length; round++) {
+          grant(300);
+          decoder.resume(onFrame);
+        }
+        expect(decoded).toEqual(frames.map((frame) => ({ ...frame, payload: [...frame.payload] })));
+        expect(admitted()).toBe(frames.length);
+        expect(decoder.isHeld).toBe(false);
+      }),
+    );
+  });
+
+  it("applies a raised limit to frames whose header comes later", () => {
+    const decoder = new FrameDecoder({ maxFrameBytes: 4 });
+    expect(feed(decoder, [encodeFrame(1, 1, new Uint8Array(4))]).frames).toHaveLength(1);
+    decoder.maxFrameBytes = 8;
+    expect(feed(decoder, [encodeFrame(1, 2, new Uint8Array(8))]).frames).toHaveLength(1);
+    expect(feed(decoder, [encodeFrame(1, 3, new Uint8Array(9))]).tooLarge).toBe(true);
+  });
+});

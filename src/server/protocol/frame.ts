@@ -12,6 +12,22 @@ import { assert } from "../../util/assert.js";
  */
 export const FRAME_HEADER_BYTES = 9;
 
+/**
+ * Room kept in a peer frame for everything around one log entry: the batch and message
+ * headers, node ids, terms and indexes, and the entry's checksummed record. Generous on
+ * purpose (the fields themselves take a few hundred bytes), so that ids of any sensible length
+ * fit.
+ */
+export const PEER_ENVELOPE_OVERHEAD_BYTES = 64 * 1024;
+
+/**
+ * Largest client request payload, and largest log entry: small enough that an AppendEntries
+ * frame carrying it alone stays within MAX_FRAME_BYTES, the limit every peer reads. A request
+ * just under MAX_FRAME_BYTES would otherwise become an entry no follower accepts, and the
+ * leader would resend it forever.
+ */
+export const MAX_REQUEST_PAYLOAD_BYTES = MAX_FRAME_BYTES - PEER_ENVELOPE_OVERHEAD_BYTES;
+
 const MAX_U32 = 0xffff_ffff;
 
 export interface Frame {
@@ -55,15 +71,21 @@ export function encodeFrame(kind: number, requestId: number, payload: Uint8Array
   return frame;
 }
 
-export interface FrameDecoderOptions {
-  /** Largest payload accepted; a larger declared length fails before anything is allocated. */
-  readonly maxFrameBytes?: number;
-}
-
-interface FrameHeader {
+export interface FrameHeader {
   readonly kind: number;
   readonly requestId: number;
   readonly payloadBytes: number;
+}
+
+export interface FrameDecoderOptions {
+  /** Largest payload accepted; a larger declared length fails before anything is allocated. */
+  readonly maxFrameBytes?: number;
+  /**
+   * Asked once per frame, when its header is complete and before its payload is read (a
+   * receiver reserves memory for the payload here). False holds the rest of the input, read
+   * or still to come, until `resume()` admits the frame.
+   */
+  readonly admit?: (header: FrameHeader) => boolean;
 }
 
 function readHeader(bytes: Uint8Array, offset: number): FrameHeader {
@@ -81,24 +103,46 @@ function readHeader(bytes: Uint8Array, offset: number): FrameHeader {
  * 10 bytes), and an oversized length prefix is refused before anything is allocated.
  *
  * After a FrameTooLargeError the stream is out of sync for good: the decoder stays failed.
+ *
+ * With an `admit` hook, a frame whose header is refused holds the decoder: the remainder of
+ * that chunk and any later chunk are kept (a caller pauses its socket, so that is at most a
+ * read's worth) and decoded once `resume()` admits the frame.
  */
 export class FrameDecoder {
-  readonly maxFrameBytes: number;
+  private maxPayloadBytes: number;
+  private readonly admit: (header: FrameHeader) => boolean;
   private readonly headerBytes = new Uint8Array(FRAME_HEADER_BYTES);
   private headerFilled = 0;
   private header: FrameHeader | null = null;
   private payloadParts: Uint8Array[] = [];
   private payloadFilled = 0;
   private failure: FrameTooLargeError | null = null;
+  /** A header refused by `admit`, and the input that arrived after it. */
+  private waiting: FrameHeader | null = null;
+  private heldChunks: Uint8Array[] = [];
 
   constructor(options: FrameDecoderOptions = {}) {
-    this.maxFrameBytes = options.maxFrameBytes ?? MAX_FRAME_BYTES;
-    assert(Number.isInteger(this.maxFrameBytes) && this.maxFrameBytes >= 0, "maxFrameBytes must be a non-negative integer");
+    this.maxPayloadBytes = checkedLimit(options.maxFrameBytes ?? MAX_FRAME_BYTES);
+    this.admit = options.admit ?? (() => true);
+  }
+
+  get maxFrameBytes(): number {
+    return this.maxPayloadBytes;
+  }
+
+  /** Changes the limit for frames whose header has not arrived yet (a link that proved it is a peer). */
+  set maxFrameBytes(bytes: number) {
+    this.maxPayloadBytes = checkedLimit(bytes);
   }
 
   /** Bytes received that belong to a frame not yet complete. */
   get pendingBytes(): number {
     return this.header === null ? this.headerFilled : FRAME_HEADER_BYTES + this.payloadFilled;
+  }
+
+  /** True while a frame waits for `admit`: input is held, nothing is decoded. */
+  get isHeld(): boolean {
+    return this.waiting !== null;
   }
 
   /**
@@ -108,9 +152,43 @@ export class FrameDecoder {
    */
   push(chunk: Uint8Array, onFrame: (frame: Frame) => void): void {
     if (this.failure !== null) throw this.failure;
-    let offset = 0;
+    if (this.waiting !== null) {
+      this.heldChunks.push(chunk);
+      return;
+    }
+    this.consume(chunk, 0, onFrame);
+  }
+
+  /**
+   * Asks `admit` again for the held frame; once admitted, decodes the held input. Returns
+   * false while the frame is still refused (or is refused again, or a later one is).
+   */
+  resume(onFrame: (frame: Frame) => void): boolean {
+    const header = this.waiting;
+    if (header === null) return true;
+    if (!this.admit(header)) return false;
+    this.waiting = null;
+    this.startAdmittedPayload(header, onFrame);
+    const held = this.heldChunks;
+    this.heldChunks = [];
+    for (const [index, chunk] of held.entries()) {
+      this.consume(chunk, 0, onFrame);
+      if (this.waiting !== null) {
+        this.heldChunks.push(...held.slice(index + 1));
+        return false;
+      }
+    }
+    return true;
+  }
+
+  private consume(chunk: Uint8Array, start: number, onFrame: (frame: Frame) => void): void {
+    let offset = start;
     while (offset < chunk.length) {
       offset = this.header === null ? this.consumeHeader(chunk, offset, onFrame) : this.consumePayload(chunk, offset, onFrame);
+      if (this.waiting !== null) {
+        if (offset < chunk.length) this.heldChunks.push(chunk.subarray(offset));
+        return;
+      }
     }
   }
 
@@ -131,19 +209,30 @@ export class FrameDecoder {
   /** Fast path: header at hand in the chunk; emit a view when the payload is there too. */
   private consumeWholeFrame(chunk: Uint8Array, offset: number, onFrame: (frame: Frame) => void): number {
     const header = readHeader(chunk, offset);
-    this.checkLength(header);
     const payloadStart = offset + FRAME_HEADER_BYTES;
+    if (!this.admitted(header)) return payloadStart;
     const payloadEnd = payloadStart + header.payloadBytes;
     if (payloadEnd <= chunk.length) {
       onFrame({ kind: header.kind, requestId: header.requestId, payload: chunk.subarray(payloadStart, payloadEnd) });
       return payloadEnd;
     }
-    this.startPayload(header, onFrame);
+    this.startAdmittedPayload(header, onFrame);
     return payloadStart;
   }
 
   private startPayload(header: FrameHeader, onFrame: (frame: Frame) => void): void {
+    if (this.admitted(header)) this.startAdmittedPayload(header, onFrame);
+  }
+
+  /** Checks the length, then asks `admit`; a refused header is kept until `resume()`. */
+  private admitted(header: FrameHeader): boolean {
     this.checkLength(header);
+    if (this.admit(header)) return true;
+    this.waiting = header;
+    return false;
+  }
+
+  private startAdmittedPayload(header: FrameHeader, onFrame: (frame: Frame) => void): void {
     if (header.payloadBytes === 0) {
       onFrame({ kind: header.kind, requestId: header.requestId, payload: new Uint8Array(0) });
       return;
@@ -168,10 +257,15 @@ export class FrameDecoder {
   }
 
   private checkLength(header: FrameHeader): void {
-    if (header.payloadBytes <= this.maxFrameBytes) return;
-    this.failure = new FrameTooLargeError(header.requestId, header.payloadBytes, this.maxFrameBytes);
+    if (header.payloadBytes <= this.maxPayloadBytes) return;
+    this.failure = new FrameTooLargeError(header.requestId, header.payloadBytes, this.maxPayloadBytes);
     throw this.failure;
   }
+}
+
+function checkedLimit(bytes: number): number {
+  assert(Number.isInteger(bytes) && bytes >= 0, "maxFrameBytes must be a non-negative integer");
+  return bytes;
 }
 
 function joinParts(parts: readonly Uint8Array[], totalBytes: number): Uint8Array {
