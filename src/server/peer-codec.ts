@@ -1,6 +1,6 @@
 import { decode, encode } from "../engine/codec.js";
 import { KvError } from "../errors.js";
-import type { LogEntry, Message, SnapshotMetadata } from "../raft/types.js";
+import { MAX_INDEX, MAX_TERM, type LogEntry, type Message, type SnapshotMetadata } from "../raft/types.js";
 import { decodeEntry, encodeEntry } from "./storage/log-records.js";
 import { membershipFromFields, membershipToFields } from "./storage/record-codec.js";
 
@@ -9,6 +9,10 @@ import { membershipFromFields, membershipToFields } from "./storage/record-codec
  * `[type, from, to, term, ...fields]`. Entries travel in their checksummed log-record form,
  * so a byte flipped on the way is caught before it reaches the log. Codes are part of the
  * peer protocol (PROTOCOL_VERSION) and must never change meaning.
+ *
+ * Every number is bounded: terms by MAX_TERM, indexes, commits, offsets, sizes, read rounds and
+ * read contexts by MAX_INDEX (src/raft/types.ts says why), so that what the core computes from
+ * them (`term + 1`, `index + count`) stays exact. A batch with one beyond its bound is INVALID.
  */
 const MESSAGE_CODES = {
   requestVote: 1,
@@ -30,7 +34,7 @@ export function encodeMessages(messages: readonly Message[]): Uint8Array {
   return encode(messages.map(messageToFields));
 }
 
-/** Decodes and checks a batch; anything malformed is INVALID (the link is then closed). */
+/** Decodes and checks a batch; anything malformed or out of bounds is INVALID, nothing is delivered. */
 export function decodeMessages(payload: Uint8Array): Message[] {
   const batch = decode(payload);
   if (!Array.isArray(batch)) throw invalid("a message batch must be a list");
@@ -76,9 +80,18 @@ class Fields {
     if (this.position >= this.fields.length) throw invalid("message is missing fields");
     return this.fields[this.position++];
   }
+  /** An index, commit, offset, size or counter: an integer in [0, MAX_INDEX]. */
   count(): number {
+    return this.bounded(MAX_INDEX, "index");
+  }
+  /** A term: an integer in [0, MAX_TERM]. */
+  term(): number {
+    return this.bounded(MAX_TERM, "term");
+  }
+  private bounded(bound: number, what: string): number {
     const value = this.next();
     if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) throw invalid("expected a non-negative integer");
+    if (value > bound) throw invalid(`${what} ${value} beyond the bound ${bound}`);
     return value;
   }
   string(): string {
@@ -108,6 +121,9 @@ class Fields {
   nullableCount(): number | null {
     return this.fields[this.position] === null ? (this.position++, null) : this.count();
   }
+  nullableTerm(): number | null {
+    return this.fields[this.position] === null ? (this.position++, null) : this.term();
+  }
 }
 
 function messageFromFields(value: unknown): Message {
@@ -115,7 +131,7 @@ function messageFromFields(value: unknown): Message {
   const fields = new Fields(value);
   const type = TYPE_BY_CODE.get(fields.count());
   if (type === undefined) throw invalid("unknown message type");
-  const header = { from: fields.string(), to: fields.string(), term: fields.count() };
+  const header = { from: fields.string(), to: fields.string(), term: fields.term() };
   return readBody(type, header, fields);
 }
 
@@ -124,12 +140,12 @@ type Header = Pick<Message, "from" | "to" | "term">;
 function readBody(type: Message["type"], header: Header, fields: Fields): Message {
   switch (type) {
     case "requestVote":
-      return { type, ...header, lastLogIndex: fields.count(), lastLogTerm: fields.count(), preVote: fields.boolean(), transfer: fields.boolean() };
+      return { type, ...header, lastLogIndex: fields.count(), lastLogTerm: fields.term(), preVote: fields.boolean(), transfer: fields.boolean() };
     case "requestVoteResponse":
       return { type, ...header, granted: fields.boolean(), preVote: fields.boolean() };
     case "appendEntries": {
       const prevLogIndex = fields.count();
-      const prevLogTerm = fields.count();
+      const prevLogTerm = fields.term();
       const entries = readEntries(fields.list(), prevLogIndex);
       return { type, ...header, prevLogIndex, prevLogTerm, entries, commit: fields.count() };
     }
@@ -158,7 +174,7 @@ function readAppendResponse(header: Header, fields: Fields): Message {
   const success = fields.boolean();
   const matchIndex = fields.count();
   const hintIndex = fields.nullableCount();
-  const hintTerm = fields.nullableCount();
+  const hintTerm = fields.nullableTerm();
   const base = { type: "appendEntriesResponse" as const, ...header, success, matchIndex };
   return hintIndex === null || hintTerm === null ? base : { ...base, rejectHint: { index: hintIndex, term: hintTerm } };
 }
@@ -166,11 +182,15 @@ function readAppendResponse(header: Header, fields: Fields): Message {
 function readEntries(records: readonly unknown[], prevLogIndex: number): LogEntry[] {
   return records.map((record, offset) => {
     if (!(record instanceof Uint8Array)) throw invalid("an entry must be bytes");
+    const index = prevLogIndex + 1 + offset;
+    let entry: LogEntry;
     try {
-      return decodeEntry(record, prevLogIndex + 1 + offset);
+      entry = decodeEntry(record, index);
     } catch (error) {
-      throw invalid(`entry ${prevLogIndex + 1 + offset}: ${(error as Error).message}`);
+      throw invalid(`entry ${index}: ${(error as Error).message}`);
     }
+    if (index > MAX_INDEX || entry.term > MAX_TERM) throw invalid(`entry ${index} with term ${entry.term} beyond the bounds`);
+    return entry;
   });
 }
 
@@ -181,7 +201,7 @@ function metadataToFields(metadata: SnapshotMetadata): unknown[] {
 function metadataFromFields(value: unknown[]): SnapshotMetadata {
   const fields = new Fields(value);
   const index = fields.count();
-  const term = fields.count();
+  const term = fields.term();
   try {
     const membership = membershipFromFields(fields.next(), "snapshot metadata");
     return { index, term, membership, sizeBytes: fields.count() };

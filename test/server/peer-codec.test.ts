@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { KvError } from "../../src/errors.js";
 import { encode } from "../../src/engine/codec.js";
-import type { Membership, Message } from "../../src/raft/types.js";
+import { MAX_INDEX, MAX_TERM, type Membership, type Message } from "../../src/raft/types.js";
 import { decodeMessages, encodeMessages } from "../../src/server/peer-codec.js";
 
 const membership: Membership = { voters: ["n1", "n2"], learners: ["n3"], addresses: { n1: "127.0.0.1:7001", n2: "127.0.0.1:7002", n3: "127.0.0.1:7003" } };
@@ -59,5 +59,49 @@ describe("peer message codec", () => {
     expect(position).toBeGreaterThan(0);
     corrupted[position] = 0xff;
     expect(() => decodeMessages(corrupted)).toThrow(/entry 6/);
+  });
+
+  it("accepts terms and indexes up to their bounds, so that term + 1 stays exact", () => {
+    const atBounds: Message[] = [
+      { type: "requestVote", from: "n1", to: "n2", term: MAX_TERM, lastLogIndex: MAX_INDEX, lastLogTerm: MAX_TERM, preVote: false, transfer: false },
+      { type: "heartbeat", from: "n1", to: "n2", term: MAX_TERM, commit: MAX_INDEX, readRound: MAX_INDEX },
+    ];
+    expect(decodeMessages(encodeMessages(atBounds))).toEqual(atBounds);
+    expect(Number.isSafeInteger(MAX_TERM + 1) && Number.isSafeInteger(MAX_INDEX * 2)).toBe(true);
+  });
+
+  it("refuses as INVALID any term, index, commit, offset or size beyond its bound", () => {
+    const term = MAX_TERM + 1;
+    const index = MAX_INDEX + 1;
+    const metadata = { index: 100, term: 5, membership, sizeBytes: 3 };
+    const chunk = { metadata, offset: 0, data: Uint8Array.of(9, 8, 7), last: true };
+    const beyond: Message[] = [
+      { type: "timeoutNow", ...header, term: Number.MAX_SAFE_INTEGER },
+      { type: "heartbeat", ...header, term, commit: 0, readRound: 0 },
+      { type: "requestVote", ...header, lastLogIndex: 1, lastLogTerm: term, preVote: false, transfer: false },
+      { type: "requestVote", ...header, lastLogIndex: index, lastLogTerm: 1, preVote: false, transfer: false },
+      { type: "appendEntries", ...header, prevLogIndex: index, prevLogTerm: 1, entries: [], commit: 0 },
+      { type: "appendEntries", ...header, prevLogIndex: 1, prevLogTerm: term, entries: [], commit: 0 },
+      { type: "appendEntries", ...header, prevLogIndex: 1, prevLogTerm: 1, entries: [], commit: index },
+      { type: "appendEntries", ...header, prevLogIndex: MAX_INDEX - 1, prevLogTerm: 1, entries: [{ index: MAX_INDEX, term: 7, kind: "noop" }, { index: index, term: 7, kind: "noop" }], commit: 0 },
+      { type: "appendEntries", ...header, prevLogIndex: 1, prevLogTerm: 1, entries: [{ index: 2, term, kind: "noop" }], commit: 0 },
+      { type: "appendEntriesResponse", ...header, success: true, matchIndex: index },
+      { type: "appendEntriesResponse", ...header, success: false, matchIndex: 1, rejectHint: { index: 1, term } },
+      { type: "heartbeat", ...header, commit: index, readRound: 0 },
+      { type: "heartbeatResponse", ...header, readRound: index },
+      { type: "installSnapshot", ...header, chunk: { ...chunk, metadata: { ...metadata, index } } },
+      { type: "installSnapshot", ...header, chunk: { ...chunk, metadata: { ...metadata, term } } },
+      { type: "installSnapshot", ...header, chunk: { ...chunk, metadata: { ...metadata, sizeBytes: index } } },
+      { type: "installSnapshot", ...header, chunk: { ...chunk, offset: index } },
+      { type: "installSnapshotResponse", ...header, snapshotIndex: index, nextOffset: 0, done: true },
+      { type: "installSnapshotResponse", ...header, snapshotIndex: 1, nextOffset: index, done: false },
+      { type: "readIndex", ...header, contexts: [1, index] },
+      { type: "readIndexResponse", ...header, contexts: [1], index },
+    ];
+    for (const message of beyond) {
+      const decode = (): unknown => decodeMessages(encodeMessages([message]));
+      expect(decode, message.type).toThrow(/beyond the bound/);
+      expect(decode).toThrow(expect.objectContaining({ code: "INVALID" }) as Error);
+    }
   });
 });
