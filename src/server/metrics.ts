@@ -6,7 +6,8 @@ interface MetricFamily {
   readonly name: string;
   readonly help: string;
   readonly type: "counter" | "gauge";
-  readonly read: () => number;
+  /** One line per sample: `labels` is "" or `{name="value"}`. */
+  readonly samples: () => readonly { readonly labels: string; readonly value: number }[];
 }
 
 export interface Counter {
@@ -18,20 +19,25 @@ export class Metrics {
   private readonly families = new Map<string, MetricFamily>();
 
   counter(name: string, help: string): Counter {
-    let total = 0;
-    this.register({ name, help, type: "counter", read: () => total });
-    return {
-      increment(amount = 1) {
-        total += amount;
-      },
-      get value() {
-        return total;
-      },
-    };
+    const counter = newCounter();
+    this.register({ name, help, type: "counter", samples: () => [{ labels: "", value: counter.value }] });
+    return counter;
+  }
+
+  /**
+   * One counter per value of a label known up front, all exposed from the start (a series that
+   * appears only at its first increment would hide the zero before it). Values are identifiers
+   * from the code, written as they are (no escaping).
+   */
+  labelledCounter<Value extends string>(name: string, help: string, label: string, values: readonly Value[]): Readonly<Record<Value, Counter>> {
+    const counters = Object.fromEntries(values.map((value) => [value, newCounter()])) as Record<Value, Counter>;
+    const samples = values.map((value) => ({ labels: `{${label}="${value}"}`, counter: counters[value] }));
+    this.register({ name, help, type: "counter", samples: () => samples.map(({ labels, counter }) => ({ labels, value: counter.value })) });
+    return counters;
   }
 
   gauge(name: string, help: string, read: () => number): void {
-    this.register({ name, help, type: "gauge", read });
+    this.register({ name, help, type: "gauge", samples: () => [{ labels: "", value: read() }] });
   }
 
   /** The text exposition format (version 0.0.4). */
@@ -39,7 +45,7 @@ export class Metrics {
     const lines: string[] = [];
     for (const family of this.families.values()) {
       lines.push(`# HELP ${family.name} ${family.help}`, `# TYPE ${family.name} ${family.type}`);
-      lines.push(`${family.name} ${formatNumber(family.read())}`);
+      for (const { labels, value } of family.samples()) lines.push(`${family.name}${labels} ${formatNumber(value)}`);
     }
     return `${lines.join("\n")}\n`;
   }
@@ -48,6 +54,18 @@ export class Metrics {
     if (this.families.has(family.name)) throw new Error(`metric ${family.name} registered twice`);
     this.families.set(family.name, family);
   }
+}
+
+function newCounter(): Counter {
+  let total = 0;
+  return {
+    increment(amount = 1) {
+      total += amount;
+    },
+    get value() {
+      return total;
+    },
+  };
 }
 
 function formatNumber(value: number): string {

@@ -27,6 +27,7 @@ import type { PeerDirectory } from "./peer-directory.js";
 import type { DiskSpaceGuard } from "./disk-space-guard.js";
 import { INCARNATION_SEPARATOR } from "./identity.js";
 import { Readmission } from "./readmission.js";
+import { RefusalReporter } from "./refusal-reporter.js";
 import { readAll, SnapshotKeeper, type SnapshotFileSlice, type SnapshotSource } from "./snapshot-keeper.js";
 import { DurableLog, type FsyncMode } from "./storage/durable-log.js";
 import { SnapshotStore, type SnapshotFile } from "./storage/snapshot-store.js";
@@ -158,6 +159,7 @@ export class ReplicatedNode {
     readonly unadmitted: Counter;
   };
   private readonly readmission: Readmission;
+  private readonly refusals: RefusalReporter;
   /** Commit index sampled a second or two ago: a node that has not applied it is stuck, not just busy. */
   private commitSamples = { older: 0, newer: 0 };
 
@@ -184,6 +186,7 @@ export class ReplicatedNode {
       unadmitted: this.metrics.counter("kv_peer_messages_from_non_members_total", "Raft messages dropped because their sender is not a member of this node's configuration."),
     };
     this.readmission = new Readmission(this, options.directory, options.id, options.logger);
+    this.refusals = new RefusalReporter(this.metrics, options.logger);
     this.registerGauges();
   }
 
@@ -532,6 +535,7 @@ export class ReplicatedNode {
 
   private async handleReady(ready: Ready): Promise<void> {
     this.counters.readies.increment();
+    this.refusals.report(ready.refusedMessages);
     const { early, afterPersist } = this.splitMessages(ready);
     this.options.sender.send(early);
     const { alreadyStable, rest } = splitByPersistence(ready);
