@@ -1,32 +1,17 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { KvError } from "../../src/errors.js";
 import { decode, encode } from "../../src/engine/codec.js";
-import { ClientConnection, nextFreeRequestId, type ClientConnectionOptions } from "../../src/client/connection.js";
+import { ClientConnection, nextFreeRequestId } from "../../src/client/connection.js";
 import type { RequestHandler, ServerRequest, ServerResponse } from "../../src/server/connection.js";
 import { COMMAND, PROTOCOL_VERSION } from "../../src/server/protocol/commands.js";
 import { encodeFrame, type Frame } from "../../src/server/protocol/frame.js";
 import { PayloadFields } from "../../src/server/protocol/payload.js";
 import { decodeErrorPayload, STATUS } from "../../src/server/protocol/status.js";
-import { deferred, rawClient, startServer, waitFor, type TestServer } from "./helpers.js";
+import { deferred, fixtures, rawClient, startServer, waitFor, type TestServer } from "./helpers.js";
 
 const echo: RequestHandler = async (request) => ({ status: STATUS.OK, payload: request.payload });
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
-async function serve(handler: RequestHandler, limits: Parameters<typeof startServer>[1] = {}): Promise<TestServer> {
-  const server = await startServer(handler, limits);
-  cleanups.push(() => server.close());
-  return server;
-}
-
-async function client(server: TestServer, options: ClientConnectionOptions = {}): Promise<ClientConnection> {
-  const connection = await ClientConnection.connect("127.0.0.1", server.port, options);
-  cleanups.push(() => connection.close());
-  return connection;
-}
+const { serve, client } = fixtures();
 
 async function rejection(promise: Promise<unknown>): Promise<unknown> {
   try {

@@ -1,6 +1,8 @@
 import { createServer, connect, type Server, type Socket } from "node:net";
 import { once } from "node:events";
-import { serveConnection, type ConnectionLimits, type RequestHandler, type ServedConnection } from "../../src/server/connection.js";
+import { afterEach } from "vitest";
+import { ClientConnection, type ClientConnectionOptions } from "../../src/client/connection.js";
+import { serveConnection, type ConnectionContext, type ConnectionLimits, type RequestHandler, type ServedConnection } from "../../src/server/connection.js";
 import { FrameDecoder, type Frame } from "../../src/server/protocol/frame.js";
 
 export interface TestServer {
@@ -11,12 +13,16 @@ export interface TestServer {
 }
 
 /** A protocol server on 127.0.0.1 with an ephemeral port. */
-export async function startServer(handler: RequestHandler, limits: Partial<ConnectionLimits> = {}): Promise<TestServer> {
+export async function startServer(
+  handler: RequestHandler,
+  limits: Partial<ConnectionLimits> = {},
+  context: (socket: Socket) => ConnectionContext = () => ({}),
+): Promise<TestServer> {
   const connections: ServedConnection[] = [];
   const sockets: Socket[] = [];
   const server: Server = createServer((socket) => {
     sockets.push(socket);
-    connections.push(serveConnection(socket, handler, limits));
+    connections.push(serveConnection(socket, handler, limits, context(socket)));
   });
   server.listen(0, "127.0.0.1");
   await once(server, "listening");
@@ -30,6 +36,33 @@ export async function startServer(handler: RequestHandler, limits: Partial<Conne
       for (const connection of connections) connection.close();
       server.close();
       await once(server, "close");
+    },
+  };
+}
+
+export interface Fixtures {
+  /** A server closed after the test. */
+  serve(handler: RequestHandler, limits?: Partial<ConnectionLimits>, context?: ConnectionContext): Promise<TestServer>;
+  /** A client connection to `server`, closed after the test. */
+  client(server: TestServer, options?: ClientConnectionOptions): Promise<ClientConnection>;
+}
+
+/** Servers and clients that are closed after each test of the calling file. */
+export function fixtures(): Fixtures {
+  const cleanups: (() => Promise<void> | void)[] = [];
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  });
+  return {
+    serve: async (handler, limits = {}, context = {}) => {
+      const server = await startServer(handler, limits, () => context);
+      cleanups.push(() => server.close());
+      return server;
+    },
+    client: async (server, options = {}) => {
+      const connection = await ClientConnection.connect("127.0.0.1", server.port, options);
+      cleanups.push(() => connection.close());
+      return connection;
     },
   };
 }
