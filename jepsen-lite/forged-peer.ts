@@ -19,7 +19,7 @@ import { parseHostPort } from "../src/server/peers.js";
 import { COMMAND, PROTOCOL_VERSION } from "../src/server/protocol/commands.js";
 import type { NodeStatus } from "../src/server/replicated-node.js";
 import { pollUntil } from "../src/util/processes.js";
-import { CLUSTER_NAME, leaderOf, type ClusterControl } from "./control.js";
+import { CLUSTER_NAME, leaderOf } from "./control.js";
 import type { AppliedFault, FaultContext } from "./nemesis.js";
 
 /** Bounds each step of an attempt (connect, each request): a node that does not answer refused it. */
@@ -39,12 +39,12 @@ const LEADER_DEADLINE_MS = 10_000;
 const POLL_INTERVAL_MS = 100;
 
 /** One way of opening a link without the secret; throws when the node refuses it. */
-interface ForgeryMethod {
+export interface ForgeryMethod {
   readonly name: string;
   readonly open: (address: string, claimed: PeerAnnouncement) => Promise<ClientConnection>;
 }
 
-const METHODS: readonly ForgeryMethod[] = [
+export const FORGERY_METHODS: readonly ForgeryMethod[] = [
   { name: "without a handshake", open: (address) => connect(address) },
   { name: "after a hello, without a proof", open: (address) => openWithHello(address, null) },
   { name: "after a hello and a random proof", open: (address, claimed) => openWithHello(address, claimed) },
@@ -91,9 +91,9 @@ export async function forgePeerTraffic(context: FaultContext): Promise<AppliedFa
   }, POLL_INTERVAL_MS);
   if (view === null) throw new KvError("UNAVAILABLE", `no leader within ${LEADER_DEADLINE_MS} ms to forge traffic against`);
   const attempts = [...view.statuses].flatMap(([node, target]) =>
-    forgedMessages(target, view.leader, Date.now()).flatMap((message) => METHODS.map((method) => ({ node, message, method }))),
+    forgedMessages(target, view.leader, Date.now()).flatMap((message) => FORGERY_METHODS.map((method) => ({ node, message, method }))),
   );
-  const answers = await Promise.all(attempts.map(async (attempt) => ({ ...attempt, accepted: await isAccepted(control, attempt.node, attempt.message, attempt.method) })));
+  const answers = await Promise.all(attempts.map(async (attempt) => ({ ...attempt, accepted: await isForgeryAccepted(control.node(attempt.node).address, attempt.message, attempt.method) })));
   const accepted = answers.filter((answer) => answer.accepted);
   for (const { node, message, method } of accepted) {
     context.reportAnomaly({ kind: "forged-message-accepted", message: `${node} answered OK to a forged ${describeMessage(message)} sent ${method.name}` });
@@ -106,10 +106,11 @@ export async function forgePeerTraffic(context: FaultContext): Promise<AppliedFa
   };
 }
 
-async function isAccepted(control: ClusterControl, node: string, message: Message, method: ForgeryMethod): Promise<boolean> {
+/** True when the node at `address` answered OK to `message` sent over a link opened by `method`. */
+export async function isForgeryAccepted(address: string, message: Message, method: ForgeryMethod): Promise<boolean> {
   let connection: ClientConnection;
   try {
-    connection = await method.open(control.node(node).address, announcementOf(message.from));
+    connection = await method.open(address, announcementOf(message.from));
   } catch {
     return false;
   }
