@@ -36,6 +36,8 @@ export interface ClusterOptions {
   readonly fsync?: FsyncMode;
   /** Nodes prepared (ports, directories) but not started: `join(id)` starts one with `--join`. */
   readonly spares?: number;
+  /** Where the data directories go (default: the cluster's temp directory), e.g. a small tmpfs. */
+  readonly dataRoot?: string;
 }
 
 /** `/status` is the node's status as JSON; it holds no bigint, so the type carries over as is. */
@@ -88,7 +90,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       id,
       address: `${HOST}:${ports[index * 2]}`,
       adminAddress: `${HOST}:${ports[index * 2 + 1]}`,
-      dataDirectory: join(root, id),
+      dataDirectory: join(options.dataRoot ?? root, id),
       logFile: join(root, `${id}.log`),
       founding: index < options.size,
     });
@@ -133,13 +135,13 @@ export class Cluster {
     return running !== undefined && !running.hasExited && !running.paused;
   }
 
-  /** Spawns the node's process; its output is appended to its log file. */
-  start(id: string): void {
+  /** Spawns the node's process (its usual flags, then `extraArguments`); its output is appended to its log file. */
+  start(id: string, extraArguments: readonly string[] = []): void {
     if (this.stopped) throw new Error("the cluster is stopped");
     if (this.processes.get(id)?.hasExited === false) throw new Error(`${id} is already running`);
     const node = this.node(id);
     const logFd = openSync(node.logFile, "a");
-    const child = spawn(process.execPath, [NODE_ENTRY, ...this.argumentsOf(node)], {
+    const child = spawn(process.execPath, [NODE_ENTRY, ...this.argumentsOf(node), ...extraArguments], {
       cwd: PROJECT_ROOT,
       stdio: ["ignore", logFd, logFd],
     });
@@ -192,6 +194,18 @@ export class Cluster {
     }
     const code = running.child.exitCode;
     if (code !== 0) throw new Error(`${id} exited with code ${String(code)} after SIGTERM:\n${this.logTail(id)}`);
+  }
+
+  /**
+   * Waits for a node that is expected to exit by itself (a refused start) and returns its exit
+   * code; that exit is then no crash.
+   */
+  async expectExit(id: string, deadlineMs: number): Promise<number | null> {
+    const running = this.processes.get(id);
+    if (running === undefined) throw new Error(`${id} was never started`);
+    await withDeadline(running.exited, deadlineMs, `${id} to exit by itself`);
+    running.killed = true;
+    return running.child.exitCode;
   }
 
   /** Starts a stopped or killed node again on the same data directory and ports. */
