@@ -35,6 +35,7 @@ export {
   KvFencedError,
   KvInternalError,
   KvKeyError,
+  KvNoSpaceError,
   KvNotFoundError,
   KvOverflowError,
   KvProtocolError,
