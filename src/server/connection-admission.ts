@@ -55,6 +55,13 @@ const EVENT_REPORTS: Readonly<Record<ConnectionEvent, EventReport>> = {
     message: "answer over the response limit refused with TOO_LARGE",
     setting: "maxResponseBytes (MAX_FRAME_BYTES)",
   },
+  requestTooLarge: {
+    metric: "kv_requests_too_large_total",
+    help: "Client requests refused with TOO_LARGE because they exceed --max-request-bytes.",
+    level: "warn",
+    message: "request over the request limit refused with TOO_LARGE",
+    setting: "--max-request-bytes",
+  },
   idleTimeout: {
     metric: "kv_connections_idle_closed_total",
     help: "Client connections closed after --idle-timeout without traffic.",

@@ -1,4 +1,6 @@
 import { readFileSync } from "node:fs";
+import { KvError } from "../errors.js";
+import { DEFAULT_MAX_REQUEST_BYTES, MAX_REQUEST_PAYLOAD_BYTES } from "./protocol/frame.js";
 
 /**
  * How many connections a node accepts, derived from the process's open-file limit: every
@@ -75,6 +77,23 @@ export function parseOpenFileLimit(limits: string): number | null {
   const soft = row?.[1];
   if (soft === undefined || !/^\d+$/.test(soft)) return null;
   return Number(soft);
+}
+
+/** Room a request needs around its largest value: key, options, session stamp. */
+export const REQUEST_FIELDS_BYTES = 64 * 1024;
+
+/**
+ * `--max-request-bytes`, or by default DEFAULT_MAX_REQUEST_BYTES raised to fit one value of
+ * `maxValueBytes`. Never above MAX_REQUEST_PAYLOAD_BYTES: its entry must fit a peer frame.
+ */
+export function maxRequestBytesFor(requested: number | undefined, maxValueBytes: number): number {
+  const needed = maxValueBytes + REQUEST_FIELDS_BYTES;
+  const chosen = requested ?? Math.max(DEFAULT_MAX_REQUEST_BYTES, needed);
+  if (chosen > MAX_REQUEST_PAYLOAD_BYTES) {
+    throw new KvError("INVALID", `a request of ${chosen} bytes would not fit a peer frame as an entry: at most ${MAX_REQUEST_PAYLOAD_BYTES} bytes (--max-request-bytes, --max-value-bytes)`);
+  }
+  if (chosen < needed) throw new KvError("INVALID", `--max-request-bytes must leave room for one value of --max-value-bytes: at least ${needed}`);
+  return chosen;
 }
 
 /** Which count a connection's place is taken from. */

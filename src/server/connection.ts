@@ -2,7 +2,7 @@ import type { Socket } from "node:net";
 import { KvError } from "../errors.js";
 import { MAX_FRAME_BYTES } from "../engine/limits.js";
 import { COMMAND, commandByCode, isPeerCommand } from "./protocol/commands.js";
-import { FrameDecoder, FrameTooLargeError, MAX_REQUEST_PAYLOAD_BYTES, type Frame, type FrameHeader } from "./protocol/frame.js";
+import { DEFAULT_MAX_REQUEST_BYTES, FrameDecoder, FrameTooLargeError, type Frame, type FrameHeader } from "./protocol/frame.js";
 import { isStatus, STATUS } from "./protocol/status.js";
 import {
   AnswerQueue,
@@ -61,7 +61,7 @@ export interface ConnectionLimits extends OutputLimits {
 }
 
 export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = Object.freeze({
-  maxRequestBytes: MAX_REQUEST_PAYLOAD_BYTES,
+  maxRequestBytes: DEFAULT_MAX_REQUEST_BYTES,
   maxPeerFrameBytes: MAX_FRAME_BYTES,
   maxResponseBytes: MAX_FRAME_BYTES,
   maxInFlight: 1024,
@@ -79,6 +79,8 @@ export type ConnectionEvent =
   /** Closed: owed more answer bytes than outputLimitBytes. */
   | "outputLimit"
   | "idleTimeout"
+  /** A request over maxRequestBytes, answered TOO_LARGE and skipped. */
+  | "requestTooLarge"
   /** Stopped reading because the node's request byte budget was spent. */
   | "requestBudgetWait"
   /** On a slot kept for peers, it sent something else than a handshake, or too late. */
@@ -172,7 +174,11 @@ class ServerConnection implements ServedConnection {
     private readonly context: ConnectionContext,
   ) {
     this.info = { id: nextConnectionId++, remoteAddress: `${socket.remoteAddress}:${socket.remotePort}`, peer: false };
-    this.decoder = new FrameDecoder({ maxFrameBytes: limits.maxRequestBytes, admit: (header) => this.admitFrame(header) });
+    this.decoder = new FrameDecoder({
+      maxFrameBytes: limits.maxRequestBytes,
+      admit: (header) => this.admitFrame(header),
+      skipOversized: { upToBytes: limits.maxPeerFrameBytes, onSkipped: (header) => this.refuseOversized(header) },
+    });
     this.answers = new AnswerQueue(socket, limits, (event) => this.report(event));
     this.closed = new Promise((resolve) => socket.once("close", () => resolve()));
     socket.setNoDelay(true);
@@ -249,6 +255,23 @@ class ServerConnection implements ServedConnection {
       if (!(error instanceof FrameTooLargeError)) throw error;
       this.refuse(error.requestId, error);
     }
+  }
+
+  /**
+   * A request over maxRequestBytes (but no larger than any frame) is answered TOO_LARGE while
+   * its payload is discarded unread; the connection and its other requests carry on.
+   */
+  private refuseOversized(header: FrameHeader): void {
+    if (this.state !== "open") return;
+    const isFirst = !this.firstFrameSeen;
+    this.firstFrameSeen = true;
+    if (isFirst && this.context.peerOnly === true) {
+      this.refuse(header.requestId, this.notPeer());
+      return;
+    }
+    this.report("requestTooLarge");
+    const error = new KvError("TOO_LARGE", `request of ${header.payloadBytes} bytes exceeds the limit of ${this.limits.maxRequestBytes} bytes`);
+    this.answers.write(header.requestId, errorResponse(error));
   }
 
   /** The decoder's admission of a frame, before its payload is read: reserve its bytes. */
@@ -356,13 +379,18 @@ class ServerConnection implements ServedConnection {
       return null;
     }
     if (isFirst && this.context.peerOnly === true) {
-      this.report("notPeer");
-      return new KvError("BUSY", "the node is at its connection limit: only peer links are admitted now");
+      return this.notPeer();
     }
     if (isPeerCommand(code) !== this.info.peer) {
       return new KvError("INVALID", `command ${command.name} is not allowed on a ${this.info.peer ? "peer" : "client"} connection`);
     }
     return null;
+  }
+
+  /** A slot kept for peers was taken by something that does not open with a handshake. */
+  private notPeer(): KvError {
+    this.report("notPeer");
+    return new KvError("BUSY", "the node is at its connection limit: only peer links are admitted now");
   }
 
   private complete(received: Received, handshake: boolean, result: HandlerResult): void {

@@ -9,7 +9,7 @@ import { startAdminServer } from "./admin.js";
 import { DiskSpaceGuard } from "./disk-space-guard.js";
 import { discoverIdentity } from "./discovery.js";
 import { foundingIdentity, loadIdentity, memberName, newIncarnation, saveIdentity, type MemberIdentity, type NodeIdentity } from "./identity.js";
-import { defaultMaxConnections, readOpenFileLimit, reservedDescriptors } from "./connection-limits.js";
+import { defaultMaxConnections, maxRequestBytesFor, readOpenFileLimit, reservedDescriptors } from "./connection-limits.js";
 import { KvServer, type KvServerOptions } from "./kv-server.js";
 import { Metrics } from "./metrics.js";
 import { dialPeer, loadCredentials, type DialerSide, type PeerAnnouncement, type PeerCredentials } from "./peer-auth.js";
@@ -42,6 +42,8 @@ export interface NodeCommandLine {
   readonly snapshotInterval: number;
   readonly maxValueBytes: number;
   readonly maxKeyLength: number;
+  /** Largest client request; absent: DEFAULT_MAX_REQUEST_BYTES, or enough for one --max-value-bytes value. */
+  readonly maxRequestBytes?: number;
   /** Client connections accepted at once; absent: what the open-file limit leaves (connection-limits.ts). */
   readonly maxConnections?: number;
   /** Seconds without traffic after which a client connection with nothing in flight is closed; 0: never. */
@@ -224,7 +226,12 @@ function connectionBounds(options: NodeCommandLine, logger: Logger): Pick<KvServ
   return {
     maxConnections,
     maxInFlightRequestBytes: options.maxInflightRequestBytes,
-    connectionLimits: { idleTimeoutMs: options.idleTimeout * 1000, outputPauseBytes: options.clientOutputPauseBytes, outputLimitBytes: options.clientOutputLimitBytes },
+    connectionLimits: {
+      maxRequestBytes: maxRequestBytesFor(options.maxRequestBytes, options.maxValueBytes),
+      idleTimeoutMs: options.idleTimeout * 1000,
+      outputPauseBytes: options.clientOutputPauseBytes,
+      outputLimitBytes: options.clientOutputLimitBytes,
+    },
   };
 }
 

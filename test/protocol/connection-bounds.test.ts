@@ -109,6 +109,25 @@ describe("the answers a client owes", () => {
   });
 });
 
+describe("a request over the request limit", () => {
+  it("is answered TOO_LARGE unread, and the connection and its other requests carry on", async () => {
+    let handled = 0;
+    const { events, context } = recorder();
+    const server = await serve(
+      async (request) => {
+        handled += 1;
+        return { status: STATUS.OK, payload: encode(request.payload.length) };
+      },
+      { maxRequestBytes: 1000, maxPeerFrameBytes: 100_000 },
+      context,
+    );
+    const connection = await client(server);
+    const answers = [connection.request(COMMAND.set, new Uint8Array(10)), connection.request(COMMAND.set, new Uint8Array(50_000)), connection.request(COMMAND.set, new Uint8Array(20))];
+    expect(await Promise.all(answers.map(codeOf))).toEqual(["answered", "TOO_LARGE", "answered"]);
+    expect({ handled, open: connection.isOpen, events }).toEqual({ handled: 2, open: true, events: ["requestTooLarge"] });
+  });
+});
+
 describe("request bytes in flight", () => {
   /** A handler that holds each request until the test lets it go, in arrival order. */
   function heldRequests(): { handler: RequestHandler; held: Deferred<void>[]; payloadBytes: number[] } {

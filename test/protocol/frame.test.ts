@@ -261,6 +261,21 @@ describe("FrameDecoder admission", () => {
     );
   });
 
+  it("skips a frame over the limit but within the skip bound, however split, and goes on decoding", () => {
+    const stream = concat([encodeFrame(1, 1, Uint8Array.of(1)), encodeFrame(1, 2, new Uint8Array(50).fill(3)), encodeFrame(1, 3, Uint8Array.of(4))]);
+    fc.assert(
+      fc.property(fc.array(fc.nat(), { maxLength: 10 }), (cuts) => {
+        const skipped: number[] = [];
+        const decoder = new FrameDecoder({ maxFrameBytes: 10, skipOversized: { upToBytes: 100, onSkipped: (header) => skipped.push(header.requestId) } });
+        expect(feed(decoder, splitAt(stream, cuts)).frames.map((frame) => frame.requestId)).toEqual([1, 3]);
+        expect(skipped).toEqual([2]);
+        expect(decoder.pendingBytes).toBe(0);
+      }),
+    );
+    const beyond = new FrameDecoder({ maxFrameBytes: 10, skipOversized: { upToBytes: 100, onSkipped: () => undefined } });
+    expect(feed(beyond, [encodeFrame(1, 4, new Uint8Array(101))]).tooLarge).toBe(true);
+  });
+
   it("applies a raised limit to frames whose header comes later", () => {
     const decoder = new FrameDecoder({ maxFrameBytes: 4 });
     expect(feed(decoder, [encodeFrame(1, 1, new Uint8Array(4))]).frames).toHaveLength(1);

@@ -7,6 +7,7 @@ import {
   defaultMaxConnections,
   FALLBACK_OPEN_FILE_LIMIT,
   LEVELDB_MAX_OPEN_FILES,
+  maxRequestBytesFor,
   MIN_DEFAULT_MAX_CONNECTIONS,
   parseOpenFileLimit,
   reservedDescriptors,
@@ -15,7 +16,7 @@ import {
 import { decodeMessages } from "../../src/server/peer-codec.js";
 import { encodePeerFrames } from "../../src/server/peer-frames.js";
 import { MAX_FRAME_BYTES } from "../../src/engine/limits.js";
-import { MAX_REQUEST_PAYLOAD_BYTES, PEER_ENVELOPE_OVERHEAD_BYTES } from "../../src/server/protocol/frame.js";
+import { DEFAULT_MAX_REQUEST_BYTES, MAX_REQUEST_PAYLOAD_BYTES, PEER_ENVELOPE_OVERHEAD_BYTES } from "../../src/server/protocol/frame.js";
 import { RequestByteBudget } from "../../src/server/request-budget.js";
 import { minimumEncodedBytes } from "../../src/server/response-size.js";
 import { valueArbitrary } from "../engine/values/arbitraries.js";
@@ -38,6 +39,19 @@ describe("descriptor budget", () => {
     expect(defaultMaxConnections(20000)).toEqual({ openFileLimit: 20000, maxConnections: 20000 - reservedDescriptors(), tooLow: false });
     expect(defaultMaxConnections(1024)).toEqual({ openFileLimit: 1024, maxConnections: MIN_DEFAULT_MAX_CONNECTIONS, tooLow: true });
     expect(defaultMaxConnections(null).maxConnections).toBe(defaultMaxConnections(FALLBACK_OPEN_FILE_LIMIT).maxConnections);
+  });
+});
+
+describe("the request limit", () => {
+  const MIB = 1024 * 1024;
+
+  it("defaults to 16 MiB, raised to fit one largest value, and never lets an entry outgrow a peer frame", () => {
+    expect(maxRequestBytesFor(undefined, 8 * MIB)).toBe(DEFAULT_MAX_REQUEST_BYTES);
+    expect(maxRequestBytesFor(undefined, 32 * MIB)).toBe(32 * MIB + 64 * 1024);
+    expect(maxRequestBytesFor(4 * MIB, 1 * MIB)).toBe(4 * MIB);
+    expect(() => maxRequestBytesFor(undefined, 64 * MIB)).toThrow(/fit a peer frame/);
+    expect(() => maxRequestBytesFor(MAX_REQUEST_PAYLOAD_BYTES + 1, 8 * MIB)).toThrow(/fit a peer frame/);
+    expect(() => maxRequestBytesFor(4 * MIB, 8 * MIB)).toThrow(/room for one value/);
   });
 });
 
