@@ -1,5 +1,6 @@
 import { Level } from "level";
 import { KvError } from "../../errors.js";
+import { LEVELDB_MAX_OPEN_FILES } from "../connection-limits.js";
 import type { HardState, LogEntry } from "../../raft/types.js";
 import { assert } from "../../util/assert.js";
 import { checkLevelDbLogs, type LogCheckReport } from "./leveldb-log-check.js";
@@ -126,6 +127,8 @@ export class DurableLog {
     const db: LogDatabase = new Level<Uint8Array, Uint8Array>(directory, {
       keyEncoding: "view",
       valueEncoding: "view",
+      // Explicit, because the node's connection limit keeps exactly this many descriptors back.
+      maxOpenFiles: LEVELDB_MAX_OPEN_FILES,
     });
     await db.open();
     try {
