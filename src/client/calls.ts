@@ -224,6 +224,9 @@ class CallRun<Result> {
         if (this.stamp === null) throw error;
         return this.sessionExpired(this.stamp);
       case "BUSY":
+      case "NO_SPACE":
+        // A refusal says nothing of an earlier attempt in doubt: keep asking (the session makes
+        // the retry safe) until the deadline, which then reports the outcome as unknown.
         if (this.inDoubt) return { done: false, next: "pause" };
         throw error;
       case "TOO_LARGE":
