@@ -3,7 +3,13 @@ import type { CommandContext } from "./context.js";
 import { formatMemberTable, memberRows } from "./cluster-table.js";
 import { restoreSnapshot, saveSnapshot } from "./snapshot-files.js";
 
-/** `kv cluster status|add|remove|transfer-leader` and `kv snapshot save|restore`. */
+/**
+ * Why a change may need --force: the leader refuses one after which the voters would have no
+ * quorum among the members it hears from, or that promotes a learner behind the commit index.
+ */
+const FORCE_HELP = "go ahead even if the change could leave the cluster without a reachable quorum (or promotes a learner that is behind)";
+
+/** `kv cluster status|add|remove|promote|transfer-leader` and `kv snapshot save|restore`. */
 export function addClusterCommands(program: Command, context: CommandContext): void {
   const cluster = program.command("cluster").description("membership and leadership");
   cluster
@@ -18,16 +24,31 @@ export function addClusterCommands(program: Command, context: CommandContext): v
   cluster
     .command("add <id> <address>")
     .description("add a member: as a learner first, promoted once it caught up")
-    .action((id: string, address: string) => context.run(async (client) => context.render(await client.addMember(id, address))));
+    .option("--force", FORCE_HELP)
+    .action((id: string, address: string, flags: ForceFlag) => context.run(async (client) => context.render(await client.addMember(id, address, forceOf(flags)))));
   cluster
     .command("remove <id>")
     .description("remove a member")
-    .action((id: string) => context.run(async (client) => context.render(await client.removeMember(id))));
+    .option("--force", FORCE_HELP)
+    .action((id: string, flags: ForceFlag) => context.run(async (client) => context.render(await client.removeMember(id, forceOf(flags)))));
+  cluster
+    .command("promote <id>")
+    .description("make a learner that has caught up a voter (kv cluster add does this by itself once the learner caught up)")
+    .option("--force", FORCE_HELP)
+    .action((id: string, flags: ForceFlag) => context.run(async (client) => context.render(await client.promoteMember(id, forceOf(flags)))));
   cluster
     .command("transfer-leader [to]")
     .description("hand leadership to member <to>, or to the most up-to-date one")
     .action((to: string | undefined) => context.run(async (client) => context.render(await client.transferLeader(to))));
   addSnapshotCommands(program, context);
+}
+
+interface ForceFlag {
+  readonly force?: boolean;
+}
+
+function forceOf(flags: ForceFlag): { readonly force?: boolean } {
+  return flags.force === true ? { force: true } : {};
 }
 
 function addSnapshotCommands(program: Command, context: CommandContext): void {

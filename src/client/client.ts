@@ -77,6 +77,15 @@ export interface ScanOptions extends PatternOptions {
 
 export type ScanIteratorOptions = Omit<ScanOptions, "cursor">;
 
+/**
+ * Options of a membership change. `force` lets the leader go ahead with a change that could leave
+ * the voters without a quorum among the members it hears from, or promote a learner that is
+ * behind the commit index; without it such a change is refused at once (VALUE_INVALID).
+ */
+export interface MemberChangeOptions extends CallOptions {
+  readonly force?: boolean;
+}
+
 export interface EntryWithMeta {
   readonly value: JsValue;
   readonly version: number;
@@ -417,15 +426,24 @@ export class KvClient implements AsyncDisposable {
   }
 
   /** Adds a member as a learner, waits for it to catch up, then promotes it. */
-  async addMember(id: string, address: string, options: CallOptions = {}): Promise<unknown> {
-    const result = await this.core.call(() => this.admin((fields) => requests.memberAdd({ ...fields, id, address }), ONCE), options);
-    await this.refreshMembers(options).catch(() => undefined);
-    return this.toJsData(result);
+  async addMember(id: string, address: string, options: MemberChangeOptions = {}): Promise<unknown> {
+    return this.changeMembership((fields) => requests.memberAdd({ ...fields, id, address, ...optional("force", options.force) }), options);
   }
 
-  async removeMember(id: string, options: CallOptions = {}): Promise<unknown> {
-    const result = await this.core.call(() => this.admin((fields) => requests.memberRemove({ ...fields, id }), ONCE), options);
-    await this.refreshMembers(options).catch(() => undefined);
+  async removeMember(id: string, options: MemberChangeOptions = {}): Promise<unknown> {
+    return this.changeMembership((fields) => requests.memberRemove({ ...fields, id, ...optional("force", options.force) }), options);
+  }
+
+  /** Makes learner `id` a voter; the leader refuses while it is behind the commit index, unless forced. */
+  async promoteMember(id: string, options: MemberChangeOptions = {}): Promise<unknown> {
+    return this.changeMembership((fields) => requests.memberPromote({ ...fields, id, ...optional("force", options.force) }), options);
+  }
+
+  /** One membership change at the leader, sent once (repeating one after an unknown outcome is not harmless). */
+  private async changeMembership(build: (fields: AttemptFields) => OperationRequest<unknown>, options: MemberChangeOptions): Promise<unknown> {
+    const callOptions: CallOptions = { ...optional("timeoutMs", options.timeoutMs), ...signalOf(options) };
+    const result = await this.core.call(() => this.admin(build, ONCE), callOptions);
+    await this.refreshMembers(callOptions).catch(() => undefined);
     return this.toJsData(result);
   }
 

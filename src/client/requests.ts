@@ -138,12 +138,13 @@ export interface UnlockInput extends WriteOptions {
   readonly name: string;
   readonly owner: string;
 }
-export interface MemberAddInput extends CommonOptions {
+export interface MemberChangeInput extends CommonOptions {
   readonly id: string;
-  readonly address: string;
+  /** Go ahead even if the change could leave no reachable quorum or promotes a learner that is behind. */
+  readonly force?: boolean;
 }
-export interface MemberRemoveInput extends CommonOptions {
-  readonly id: string;
+export interface MemberAddInput extends MemberChangeInput {
+  readonly address: string;
 }
 export interface SnapshotReadInput extends CommonOptions {
   readonly offset: number;
@@ -193,7 +194,8 @@ export const requests = {
   info: (input: CommonOptions = {}) => build("info", input, asValue),
   clusterStatus: (input: CommonOptions = {}) => build("clusterStatus", input, asValue),
   memberAdd: (input: MemberAddInput) => build("memberAdd", input, asValue),
-  memberRemove: (input: MemberRemoveInput) => build("memberRemove", input, asValue),
+  memberRemove: (input: MemberChangeInput) => build("memberRemove", input, asValue),
+  memberPromote: (input: MemberChangeInput) => build("memberPromote", input, asValue),
   transferLeader: (input: TransferLeaderInput = {}) => build("transferLeader", input, asValue),
   snapshotSave: (input: CommonOptions = {}) => build("snapshotSave", input, asValue),
   snapshotRead: (input: SnapshotReadInput) => build("snapshotRead", input, asValue),

@@ -129,9 +129,11 @@ export class KvServer {
       case "clusterStatus":
         return ok(this.node.status());
       case "memberAdd":
-        return ok(await this.node.addMember(operation.id, operation.address, timeoutMs));
+        return ok(await this.node.addMember(operation.id, operation.address, timeoutMs, { force: operation.force }));
       case "memberRemove":
-        return ok(await this.node.changeMembership({ type: "remove", node: operation.id }, timeoutMs));
+        return ok(await this.node.changeMembership({ type: "remove", node: operation.id }, timeoutMs, { force: operation.force }));
+      case "memberPromote":
+        return ok(await this.node.promoteMember(operation.id, timeoutMs, { force: operation.force }));
       case "transferLeader":
         return ok(await this.node.transferLeadershipTo(operation.to, timeoutMs));
       case "snapshotSave":

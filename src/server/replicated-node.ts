@@ -14,6 +14,7 @@ import {
   type LogEntry,
   type Membership,
   type MembershipChange,
+  type MembershipChangeOptions,
   type Message,
   type NodeId,
   type RaftStatus,
@@ -26,6 +27,7 @@ import type { PeerAnnouncement } from "./peer-auth.js";
 import type { PeerDirectory } from "./peer-directory.js";
 import type { DiskSpaceGuard } from "./disk-space-guard.js";
 import { INCARNATION_SEPARATOR } from "./identity.js";
+import { MAX_REQUEST_PAYLOAD_BYTES } from "./protocol/frame.js";
 import { Readmission } from "./readmission.js";
 import { RefusalReporter } from "./refusal-reporter.js";
 import { readAll, SnapshotKeeper, type SnapshotFileSlice, type SnapshotSource } from "./snapshot-keeper.js";
@@ -94,8 +96,9 @@ const RAFT_REFUSALS: Readonly<Record<RaftError["code"], KvError["code"]>> = {
   MEMBERSHIP_CHANGE_PENDING: "UNAVAILABLE",
   // An argument the cluster refuses (adding a member twice): answered, the connection stays open.
   INVALID_MEMBERSHIP_CHANGE: "VALUE_INVALID",
-  // A change that could cost the quorum waits for the members to be reachable (or --force).
-  UNSAFE_MEMBERSHIP_CHANGE: "UNAVAILABLE",
+  // Likewise final, answered at once (the client does not retry it): the operator decides
+  // whether to wait for the members or to --force it.
+  UNSAFE_MEMBERSHIP_CHANGE: "VALUE_INVALID",
 };
 
 /** How often the leader looks for members that came back as a new incarnation. */
@@ -107,6 +110,9 @@ const COMMIT_SAMPLE_INTERVAL_MS = 1000;
 function isMember(membership: Membership, id: NodeId | null): boolean {
   return id !== null && (membership.voters.includes(id) || membership.learners.includes(id));
 }
+
+/** How long a promotion waits for a learner that trails the commit index only by entries in flight. */
+const PROMOTION_CATCH_UP_WAIT_MS = 1000;
 
 /** Longest stretch of applying entries without yielding to the event loop. */
 const APPLY_SLICE_MS = 10;
@@ -292,7 +298,13 @@ export class ReplicatedNode {
     // Only a leader's refusal is NO_SPACE: a follower answers NOT_LEADER, and the leader's disk decides.
     if (this.raft.status().role === "leader") this.options.diskSpace.refuseIfLow();
     const now = this.proposalNow();
-    const { firstIndex, term } = this.guard(() => this.raft.propose([encodeEntryData(now, command)]));
+    const data = encodeEntryData(now, command);
+    // The encoded entry can outgrow its request (floats widen, decimals normalise): one that no
+    // peer frame could carry would stall replication, so it is refused before it is proposed.
+    if (data.byteLength > MAX_REQUEST_PAYLOAD_BYTES) {
+      throw new KvError("TOO_LARGE", `the write encodes to an entry of ${data.byteLength} bytes; at most ${MAX_REQUEST_PAYLOAD_BYTES} fit a peer frame`);
+    }
+    const { firstIndex, term } = this.guard(() => this.raft.propose([data]));
     this.counters.proposals.increment();
     this.schedule();
     return new Promise<Outcome<unknown>>((resolve) => this.proposals.set(firstIndex, { term, deadline: Date.now() + timeoutMs, resolve }));
@@ -316,9 +328,9 @@ export class ReplicatedNode {
   }
 
   /** Adds, promotes or removes one member; resolves once the change is applied here. */
-  async changeMembership(change: MembershipChange, timeoutMs: number): Promise<Membership> {
+  async changeMembership(change: MembershipChange, timeoutMs: number, options: MembershipChangeOptions = {}): Promise<Membership> {
     this.checkCapacity();
-    const { index, term } = this.guard(() => this.raft.proposeMembershipChange(change));
+    const { index, term } = this.guard(() => this.raft.proposeMembershipChange(change, options));
     this.schedule();
     const outcome = await new Promise<Outcome<unknown>>((resolve) => this.proposals.set(index, { term, deadline: Date.now() + timeoutMs, resolve }));
     if (!outcome.ok) throw new KvError(outcome.error.code, outcome.error.message);
@@ -326,16 +338,37 @@ export class ReplicatedNode {
   }
 
   /** Adds a member the safe way (dissertation §4.2.1): as a learner, caught up, then promoted. */
-  async addMember(name: NodeId, address: string, timeoutMs: number): Promise<Membership> {
+  async addMember(name: NodeId, address: string, timeoutMs: number, options: MembershipChangeOptions = {}): Promise<Membership> {
     const deadline = Date.now() + timeoutMs;
     const id = await this.memberIdOf(name, timeoutMs / 2);
-    await this.changeMembership({ type: "addLearner", node: id, address }, timeoutMs);
+    await this.changeMembership({ type: "addLearner", node: id, address }, timeoutMs, options);
     const target = this.raft.status().commit;
     await this.waitFor(() => (this.raft.status().progress[id]?.match ?? 0) >= target, deadline - Date.now());
     if ((this.raft.status().progress[id]?.match ?? 0) < target) {
-      throw new KvError("TIMEOUT", `${id} joined as a learner but did not catch up in time; promote it later`);
+      throw new KvError("TIMEOUT", `${id} joined as a learner but did not catch up in time; promote it later (kv cluster promote)`);
     }
-    return this.changeMembership({ type: "promote", node: id }, Math.max(1, deadline - Date.now()));
+    return this.promoteCaughtUp(id, deadline, options);
+  }
+
+  /** Makes a learner a voter (`kv cluster promote`); refused while it is behind the commit index, unless forced. */
+  async promoteMember(name: NodeId, timeoutMs: number, options: MembershipChangeOptions = {}): Promise<Membership> {
+    const deadline = Date.now() + timeoutMs;
+    const id = await this.memberIdOf(name, timeoutMs / 2);
+    return this.promoteCaughtUp(id, deadline, options);
+  }
+
+  /**
+   * The core refuses to promote a learner whose match is behind the commit index. Under load a
+   * caught-up learner trails it by the entries in flight, so wait (briefly) for a moment when it
+   * holds every committed entry: the proposal follows in the same turn of the event loop, before
+   * any new message can move the commit index. A learner still behind by then is refused.
+   */
+  private async promoteCaughtUp(id: NodeId, deadline: number, options: MembershipChangeOptions): Promise<Membership> {
+    if (options.force !== true) {
+      const caughtUp = (): boolean => (this.raft.status().progress[id]?.match ?? 0) >= this.raft.status().commit;
+      await this.waitFor(caughtUp, Math.min(PROMOTION_CATCH_UP_WAIT_MS, deadline - Date.now()));
+    }
+    return this.changeMembership({ type: "promote", node: id }, Math.max(1, deadline - Date.now()), options);
   }
 
   /**

@@ -22,7 +22,7 @@ describe("command table", () => {
     const operations = [
       "getWithMeta", "setMetadata", "getMetadata", "incrFloat", "incrDecimal", "append", "mget", "mset", "mdelete",
       "keys", "scan", "count", "getPattern", "deletePattern", "ttl", "expire", "persist", "storageSize",
-      "deleteExpired", "registerSession", "clusterStatus", "memberAdd", "memberRemove", "transferLeader", "snapshotSave",
+      "deleteExpired", "registerSession", "clusterStatus", "memberAdd", "memberRemove", "memberPromote", "transferLeader", "snapshotSave",
     ];
     const names = new Set<string>(COMMANDS.map((command) => command.name));
     expect(operations.filter((operation) => !names.has(operation))).toEqual([]);

@@ -56,6 +56,7 @@ export const COMMANDS = [
   { name: "snapshotSave", code: 0x44, write: false },
   // Reads the newest snapshot file by offset, so `kv snapshot save <file>` can download it.
   { name: "snapshotRead", code: 0x45, write: false },
+  { name: "memberPromote", code: 0x46, write: true },
   // Peer to peer. A peer link opens with `handshake` and `handshakeProof` (a challenge-response
   // over the cluster secret, see server/peer-auth.ts), then carries batches of Raft messages;
   // snapshot chunks travel inside those messages.

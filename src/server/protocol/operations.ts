@@ -51,8 +51,9 @@ import { EMPTY_PAYLOAD, encodeErrorPayload, STATUS } from "./status.js";
  * | unlock | name, owner | bool |
  * | registerSession | (none) | clientId (Int) |
  * | ping, info, clusterStatus, snapshotSave | (none) | defined by the node |
- * | memberAdd | id, address | defined by the node |
- * | memberRemove | id | defined by the node |
+ * | memberAdd | id, address, force? (bool) | defined by the node |
+ * | memberRemove | id, force? (bool) | defined by the node |
+ * | memberPromote | id (a learner), force? (bool) | defined by the node |
  * | transferLeader | to? (node id) | defined by the node |
  * | snapshotRead | offset, maxBytes? | map { name, sizeBytes, index, data (bytes from offset) } of the newest snapshot file |
  *
@@ -72,8 +73,10 @@ export type Operation =
   | { readonly kind: "ping" }
   | { readonly kind: "info" }
   | { readonly kind: "clusterStatus" }
-  | { readonly kind: "memberAdd"; readonly id: string; readonly address: string }
-  | { readonly kind: "memberRemove"; readonly id: string }
+  /** `force` skips the checks that the change keeps a reachable quorum and promotes a caught-up learner. */
+  | { readonly kind: "memberAdd"; readonly id: string; readonly address: string; readonly force: boolean }
+  | { readonly kind: "memberRemove"; readonly id: string; readonly force: boolean }
+  | { readonly kind: "memberPromote"; readonly id: string; readonly force: boolean }
   | { readonly kind: "transferLeader"; readonly to: string | null }
   | { readonly kind: "snapshotSave" }
   | { readonly kind: "snapshotRead"; readonly offset: number; readonly maxBytes: number }
@@ -165,8 +168,9 @@ const PARSERS: Readonly<Record<ClientCommandName, Parser>> = {
   ping: () => ({ kind: "ping" }),
   info: () => ({ kind: "info" }),
   clusterStatus: () => ({ kind: "clusterStatus" }),
-  memberAdd: (request) => ({ kind: "memberAdd", id: request.nonEmpty("id"), address: request.nonEmpty("address") }),
-  memberRemove: (request) => ({ kind: "memberRemove", id: request.nonEmpty("id") }),
+  memberAdd: (request) => ({ kind: "memberAdd", id: request.nonEmpty("id"), address: request.nonEmpty("address"), force: request.force() }),
+  memberRemove: (request) => ({ kind: "memberRemove", id: request.nonEmpty("id"), force: request.force() }),
+  memberPromote: (request) => ({ kind: "memberPromote", id: request.nonEmpty("id"), force: request.force() }),
   transferLeader: (request) => ({ kind: "transferLeader", to: request.fields.has("to") ? request.nonEmpty("to") : null }),
   snapshotSave: () => ({ kind: "snapshotSave" }),
   snapshotRead: (request) => ({ kind: "snapshotRead", offset: request.fields.integer("offset"), maxBytes: snapshotReadBytes(request.fields.optionalInteger("maxBytes")) }),
@@ -342,6 +346,11 @@ class RequestFields {
     const text = this.fields.string(name);
     if (text.length === 0) throw new KvError("VALUE_INVALID", `${name} must not be empty`);
     return text;
+  }
+
+  /** A membership change's `force` flag (absent: false). */
+  force(): boolean {
+    return this.fields.optionalBoolean("force") === true;
   }
 
   timeoutMs(): number | undefined {

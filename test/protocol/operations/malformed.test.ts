@@ -51,6 +51,7 @@ describe("malformed requests are INVALID (the connection is then closed)", () =>
       ["setMetadata", { key: "k" }],
       ["memberAdd", { id: "n4" }],
       ["memberRemove", {}],
+      ["memberPromote", {}],
     ];
     for (const [name, payload] of cases) expect([name, codeOfRaw(name, payload)]).toEqual([name, "INVALID"]);
   });
@@ -88,6 +89,9 @@ describe("malformed requests are INVALID (the connection is then closed)", () =>
       ["expire", { key: "k", ttl: "1" }],
       ["lock", { name: "l", owner: "o", ttl: [1] }],
       ["memberAdd", { id: 4n, address: "127.0.0.1:1" }],
+      ["memberAdd", { id: "n4", address: "127.0.0.1:1", force: "yes" }],
+      ["memberRemove", { id: "n4", force: 1n }],
+      ["memberPromote", { id: 4n }],
       ["transferLeader", { to: 2n }],
     ];
     for (const [name, payload] of cases) expect([name, payload, codeOfRaw(name, payload)]).toEqual([name, payload, "INVALID"]);

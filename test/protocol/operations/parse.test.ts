@@ -92,8 +92,12 @@ const CASES: readonly (readonly [string, OperationRequest<unknown>, Operation])[
   ["ping", requests.ping(), { kind: "ping" }],
   ["info", requests.info(), { kind: "info" }],
   ["clusterStatus", requests.clusterStatus(), { kind: "clusterStatus" }],
-  ["memberAdd", requests.memberAdd({ id: "n4", address: "127.0.0.1:6384" }), { kind: "memberAdd", id: "n4", address: "127.0.0.1:6384" }],
-  ["memberRemove", requests.memberRemove({ id: "n4" }), { kind: "memberRemove", id: "n4" }],
+  ["memberAdd", requests.memberAdd({ id: "n4", address: "127.0.0.1:6384" }), { kind: "memberAdd", id: "n4", address: "127.0.0.1:6384", force: false }],
+  ["memberAdd", requests.memberAdd({ id: "n4", address: "127.0.0.1:6384", force: true }), { kind: "memberAdd", id: "n4", address: "127.0.0.1:6384", force: true }],
+  ["memberRemove", requests.memberRemove({ id: "n4" }), { kind: "memberRemove", id: "n4", force: false }],
+  ["memberRemove", requests.memberRemove({ id: "n4", force: true }), { kind: "memberRemove", id: "n4", force: true }],
+  ["memberPromote", requests.memberPromote({ id: "n4" }), { kind: "memberPromote", id: "n4", force: false }],
+  ["memberPromote", requests.memberPromote({ id: "n4", force: true }), { kind: "memberPromote", id: "n4", force: true }],
   ["transferLeader", requests.transferLeader(), { kind: "transferLeader", to: null }],
   ["transferLeader", requests.transferLeader({ to: "n2" }), { kind: "transferLeader", to: "n2" }],
   ["snapshotSave", requests.snapshotSave(), { kind: "snapshotSave" }],
@@ -285,7 +289,7 @@ describe("parseOperation properties", () => {
       fc.property(fc.constantFrom(...clientCodes), fc.array(fc.tuple(field, valueArbitrary), { maxLength: 6 }), (code, fields) => {
         try {
           const operation = parse({ ...requests.ping(), code, payload: encode(new Map(fields)) });
-          expect(["write", "read", "ping", "info", "clusterStatus", "memberAdd", "memberRemove", "transferLeader", "snapshotSave", "snapshotRead", "rejected"]).toContain(operation.kind);
+          expect(["write", "read", "ping", "info", "clusterStatus", "memberAdd", "memberRemove", "memberPromote", "transferLeader", "snapshotSave", "snapshotRead", "rejected"]).toContain(operation.kind);
         } catch (error) {
           expect(error).toBeInstanceOf(KvError);
           expect((error as KvError).code).toMatch(/^(INVALID|KEY_INVALID|VALUE_INVALID|TOO_LARGE|OVERFLOW)$/);
