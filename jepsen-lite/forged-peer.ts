@@ -10,7 +10,7 @@ import { randomBytes } from "node:crypto";
 import { ClientConnection } from "../src/client/connection.js";
 import { encode } from "../src/engine/codec.js";
 import { KvError } from "../src/errors.js";
-import type { Message, NodeId } from "../src/raft/types.js";
+import { MAX_INDEX, MAX_TERM, type Message, type NodeId } from "../src/raft/types.js";
 import { encodeEntryData } from "../src/server/entry-data.js";
 import { memberName } from "../src/server/identity.js";
 import { dialPeer, encodeAnnouncement, type PeerAnnouncement, type PeerCredentials } from "../src/server/peer-auth.js";
@@ -64,7 +64,8 @@ export function forgedMessages(target: NodeStatus, leader: NodeStatus, nowMs: nu
   const snapshotData = randomBytes(FORGED_SNAPSHOT_BYTES);
   const next = target.lastIndex + 1;
   return [
-    { type: "requestVote", ...header, term: Number.MAX_SAFE_INTEGER, lastLogIndex: Number.MAX_SAFE_INTEGER, lastLogTerm: Number.MAX_SAFE_INTEGER, preVote: false, transfer: false },
+    // The largest term and index the peer codec carries: shaped right, so only the link can refuse it.
+    { type: "requestVote", ...header, term: MAX_TERM, lastLogIndex: MAX_INDEX, lastLogTerm: MAX_TERM, preVote: false, transfer: false },
     { type: "requestVote", ...header, term: term + 1, lastLogIndex: target.lastIndex + FORGED_LOG_LEAD, lastLogTerm: term, preVote: false, transfer: true },
     { type: "appendEntries", ...header, term, prevLogIndex: target.lastIndex, prevLogTerm: term, entries: [{ index: next, term, kind: "command", data }], commit: next },
     {
@@ -76,7 +77,7 @@ export function forgedMessages(target: NodeStatus, leader: NodeStatus, nowMs: nu
 }
 
 export function describeMessage(message: Message): string {
-  const term = message.term === Number.MAX_SAFE_INTEGER ? "2^53-1" : String(message.term);
+  const term = message.term === MAX_TERM ? "2^40 (the bound)" : String(message.term);
   return `${message.type} from ${message.from} in term ${term}`;
 }
 

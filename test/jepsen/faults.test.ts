@@ -3,6 +3,7 @@ import { isRecovered } from "../../jepsen-lite/control.js";
 import { damageOffset, flipBytes, FLIPPED_BYTES, judgeStart, newestLogFile, TAIL_MARGIN_BYTES } from "../../jepsen-lite/disk-faults.js";
 import { describeMessage, forgedMessages } from "../../jepsen-lite/forged-peer.js";
 import { decodeMessages, encodeMessages } from "../../src/server/peer-codec.js";
+import { MAX_TERM } from "../../src/raft/types.js";
 import type { NodeStatus } from "../../src/server/replicated-node.js";
 
 function status(id: string, overrides: Partial<NodeStatus> = {}): NodeStatus {
@@ -57,7 +58,7 @@ describe("forged-peer messages", () => {
   it("forge, for a follower, a huge and a next-term vote, then an append, a snapshot and a heartbeat from the leader in its term", () => {
     const messages = forgedMessages(status("n2~1a2b3c4d", { term: 7, lastIndex: 300, commit: 299 }), leader, 1_000);
     expect(messages.map((message) => [message.type, message.from, message.to, message.term])).toEqual([
-      ["requestVote", "n1", "n2~1a2b3c4d", Number.MAX_SAFE_INTEGER],
+      ["requestVote", "n1", "n2~1a2b3c4d", MAX_TERM],
       ["requestVote", "n1", "n2~1a2b3c4d", 8],
       ["appendEntries", "n1", "n2~1a2b3c4d", 7],
       ["installSnapshot", "n1", "n2~1a2b3c4d", 7],
@@ -82,7 +83,7 @@ describe("forged-peer messages", () => {
 
   it("are described with their term", () => {
     const [huge, next] = forgedMessages(status("n3"), leader, 1_000);
-    expect(huge && describeMessage(huge)).toBe("requestVote from n1 in term 2^53-1");
+    expect(huge && describeMessage(huge)).toBe("requestVote from n1 in term 2^40 (the bound)");
     expect(next && describeMessage(next)).toBe("requestVote from n1 in term 8");
   });
 });
