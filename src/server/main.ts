@@ -150,7 +150,7 @@ export async function runNode(options: NodeCommandLine): Promise<void> {
   else if (!existsSync(join(options.dataDir, "log", "CURRENT"))) {
     // A member's directory whose log is gone lost every vote and acknowledgement in it: serving
     // on under the same id could break quorums. Only a new incarnation may come back.
-    throw new KvError("CORRUPT", `${options.dataDir} belongs to member ${member.memberId} but its log is missing; start with --rejoin to come back as a new incarnation`);
+    throw new KvError("CORRUPT", `${options.dataDir} belongs to member ${member.memberId} but its log is missing: every vote and acknowledgement it gave is gone`);
   }
   identity = member;
   const transport = new PeerTransport({ selfId: member.memberId, dialer: dialer(), directory, logger });
