@@ -11,7 +11,7 @@ import { discoverIdentity } from "./discovery.js";
 import { foundingIdentity, loadIdentity, memberName, newIncarnation, saveIdentity, type MemberIdentity, type NodeIdentity } from "./identity.js";
 import { defaultMaxConnections, maxRequestBytesFor, readOpenFileLimit, reservedDescriptors } from "./connection-limits.js";
 import { KvServer, type KvServerOptions } from "./kv-server.js";
-import { Metrics } from "./metrics.js";
+import { Metrics, registerProcessMetrics } from "./metrics.js";
 import { dialPeer, loadCredentials, type DialerSide, type PeerAnnouncement, type PeerCredentials } from "./peer-auth.js";
 import { PeerDirectory } from "./peer-directory.js";
 import { PeerGate } from "./peer-gate.js";
@@ -131,6 +131,7 @@ export async function runNode(options: NodeCommandLine): Promise<void> {
   if (options.rejoin) await discardForRejoin(options.dataDir, peers.length > 0, logger);
   const limits = { ...DEFAULT_LIMITS, maxValueBytes: options.maxValueBytes, maxKeyLength: options.maxKeyLength };
   const metrics = new Metrics();
+  registerProcessMetrics(metrics);
   const diskSpace = await DiskSpaceGuard.start({ directory: options.dataDir, minFreeBytes: options.minFreeDiskBytes, logger, metrics });
   const directory = new PeerDirectory();
   const bootId = newIncarnation();

@@ -40,6 +40,11 @@ export class Metrics {
     this.register({ name, help, type: "gauge", samples: () => [{ labels: "", value: read() }] });
   }
 
+  /** A counter kept elsewhere (by the runtime, say), read when the metrics are rendered; `read` never decreases. */
+  counterOf(name: string, help: string, read: () => number): void {
+    this.register({ name, help, type: "counter", samples: () => [{ labels: "", value: read() }] });
+  }
+
   /** The text exposition format (version 0.0.4). */
   render(): string {
     const lines: string[] = [];
@@ -54,6 +59,22 @@ export class Metrics {
     if (this.families.has(family.name)) throw new Error(`metric ${family.name} registered twice`);
     this.families.set(family.name, family);
   }
+}
+
+const MICROSECONDS_PER_SECOND = 1_000_000;
+
+/**
+ * Prometheus' standard process CPU counters (user, system and their sum, in seconds, every
+ * thread of the process: LevelDB's work on libuv's pool included), so a load generator can
+ * tell how much CPU one request cost the node.
+ */
+export function registerProcessMetrics(metrics: Metrics, cpuUsage: () => NodeJS.CpuUsage = () => process.cpuUsage()): void {
+  metrics.counterOf("process_cpu_user_seconds_total", "user CPU time of this process", () => cpuUsage().user / MICROSECONDS_PER_SECOND);
+  metrics.counterOf("process_cpu_system_seconds_total", "system CPU time of this process", () => cpuUsage().system / MICROSECONDS_PER_SECOND);
+  metrics.counterOf("process_cpu_seconds_total", "user and system CPU time of this process", () => {
+    const usage = cpuUsage();
+    return (usage.user + usage.system) / MICROSECONDS_PER_SECOND;
+  });
 }
 
 function newCounter(): Counter {
