@@ -66,7 +66,7 @@ describe("kv-bench command line", () => {
     ["more conns than clients", ["put", "--clients", "2", "--conns", "3"]],
     ["a key size too small for the key space", ["get", "--key-size", "2", "--key-space", "1000"]],
     ["a read ratio above 1", ["mixed", "--read-ratio", "1.5"]],
-    ["an unknown target", ["put", "--target", "redis"]],
+    ["an admin endpoint without a port", ["put", "--admin", "127.0.0.1:8101,localhost"]],
   ])("%s is a usage error", async (_name, argv) => {
     const io = bufferedIo();
     expect(await runBench(argv, io)).toBe(2);

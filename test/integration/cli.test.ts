@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, test } from "vitest";
+import type { CpuReport } from "../../src/cli/bench/cpu-usage.js";
 import { pollUntil } from "../../src/util/processes.js";
 import { startCluster, type Cluster } from "./harness.js";
 
@@ -158,14 +159,16 @@ async function snapshotSaveAndRestore(): Promise<void> {
   }
 }
 
-/** kv-bench put --json reports sane figures. */
+/** kv-bench put --json reports sane figures, and the CPU time per request of itself and of every node it was told of. */
 async function benchPutReport(): Promise<void> {
-  const outcome = await run(KV_BENCH, ["put", "--endpoints", endpoints, "--clients", "20", "--conns", "4", "--total", "500", "--val-size", "64", "--json"]);
+  const admin = cluster.nodes.map((node) => node.adminAddress);
+  const outcome = await run(KV_BENCH, ["put", "--endpoints", endpoints, "--admin", admin.join(","), "--clients", "20", "--conns", "4", "--total", "500", "--val-size", "64", "--json"]);
   expect(outcome.code, outcome.stderr).toBe(0);
   const report = JSON.parse(outcome.stdout) as {
     summary: { requests: number; errors: number; totalSeconds: number; fastestSeconds: number; slowestSeconds: number; averageSeconds: number; requestsPerSecond: number };
     histogram: { count: number }[];
     percentiles: { percentile: number; seconds: number }[];
+    cpu: CpuReport;
   };
   const { summary } = report;
   expect(summary.requests).toBe(500);
@@ -178,6 +181,19 @@ async function benchPutReport(): Promise<void> {
   const seconds = report.percentiles.map((entry) => entry.seconds);
   expect(seconds).toEqual([...seconds].sort((a, b) => a - b));
   expect(report.percentiles.map((entry) => entry.percentile)).toEqual([10, 25, 50, 75, 90, 95, 99, 99.9]);
+  expectCpuOfEveryProcess(report.cpu, admin);
+}
+
+/** kv-bench and each node, labelled by its /status; the leader did work for each of the 500 writes. */
+function expectCpuOfEveryProcess(cpu: CpuReport, admin: readonly string[]): void {
+  expect(cpu.requests).toBe(500);
+  expect(cpu.processes.map((process) => process.process)).toEqual(["kv-bench", ...admin]);
+  expect(cpu.processes.filter((process) => process.node?.role === "leader")).toHaveLength(1);
+  expect(cpu.processes.slice(1).map((process) => process.node?.id)).toEqual(cluster.nodes.map((node) => node.id));
+  for (const process of cpu.processes) expect(process.userSeconds + process.systemSeconds).toBeGreaterThanOrEqual(0);
+  expect(cpu.processes.find((process) => process.node?.role === "leader")?.cpuMicrosecondsPerRequest).toBeGreaterThan(0);
+  const sum = cpu.processes.reduce((total, process) => total + process.cpuMicrosecondsPerRequest, 0);
+  expect(cpu.totalCpuMicrosecondsPerRequest).toBeCloseTo(sum, 6);
 }
 
 /** A single node on the restored directory elects itself and answers with the saved value. */

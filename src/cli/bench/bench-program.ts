@@ -4,21 +4,26 @@ import { positiveInteger, ratio } from "../arguments.js";
 import { buildReport, formatReport, type LatencyReport } from "../latency-report.js";
 import { toJsonText } from "../output.js";
 import { runProgram, usageError, type CliIo } from "../run.js";
-import { connectEtcd } from "./etcd-target.js";
+import { buildCpuReport, formatCpuReport, sampleCpu, type CpuReport } from "./cpu-usage.js";
 import { progressBar, runRequests, type RunResult } from "./runner.js";
 import { connectKv, type BenchTarget, type Consistency } from "./targets.js";
 
 export type BenchOperation = "put" | "get" | "mixed";
 
 export interface BenchOptions {
-  readonly target: "kv" | "etcd";
   readonly endpoints?: string;
+  /** Admin endpoints (`host:port`) of the nodes whose CPU time the report shows. */
+  readonly admin?: readonly string[];
   readonly clients: number;
   readonly conns: number;
   readonly total: number;
   readonly keySize: number;
   readonly valSize: number;
   readonly keySpace: number;
+  /** Request i uses key i mod --key-space instead of a random one (etcd's --sequential-keys). */
+  readonly sequentialKeys?: boolean;
+  /** get and mixed: false when the key space was written beforehand, so the run is only the timed part. */
+  readonly preload: boolean;
   readonly consistency: Consistency;
   readonly readRatio: number;
   readonly timeout: number;
@@ -30,19 +35,21 @@ export const MAX_TOTAL_REQUESTS = 10_000_000;
 export const MAX_CLIENTS = 100_000;
 export const MAX_CONNS = 1000;
 export const MAX_VALUE_BYTES = 8 * 1024 * 1024;
-const DEFAULT_ENDPOINTS = { kv: "kv://127.0.0.1:6380", etcd: "http://127.0.0.1:2379" } as const;
+const DEFAULT_ENDPOINTS = "kv://127.0.0.1:6380";
 const PROGRESS_INTERVAL_MS = 200;
 
 export interface BenchResult {
   readonly operation: BenchOperation;
   readonly options: BenchOptions;
   readonly report: LatencyReport;
+  /** CPU time per request of kv-bench and of every node named by --admin, over the timed run. */
+  readonly cpu: CpuReport;
   readonly errorSamples: readonly string[];
 }
 
 /** `kv-bench put|get|mixed [options]`, shaped like etcd's `benchmark` tool. */
 export function createBenchProgram(io: CliIo): Command {
-  const program = new Command().name("kv-bench").description("load generator for data-bridge-kv (and etcd, for comparison)");
+  const program = new Command().name("kv-bench").description("load generator for data-bridge-kv, shaped like etcd's benchmark tool");
   const operations: readonly [BenchOperation, string][] = [
     ["put", "write --total values, each to a random key of the key space"],
     ["get", "read random keys of the key space (preloaded first, not timed)"],
@@ -68,14 +75,16 @@ function addBenchOptions(command: Command): Command {
     return value;
   };
   return command
-    .addOption(new Option("--target <store>", "what to measure").choices(["kv", "etcd"]).default("kv"))
-    .option("--endpoints <list>", `kv: ${DEFAULT_ENDPOINTS.kv}; etcd: comma-separated URLs (default ${DEFAULT_ENDPOINTS.etcd})`)
+    .option("--endpoints <list>", "the cluster's connection string", DEFAULT_ENDPOINTS)
+    .option("--admin <list>", "admin endpoints (host:port, comma-separated) of the nodes whose CPU time per request to report", addressList)
     .option("--clients <n>", "concurrent requesters", bounded(MAX_CLIENTS), 1)
-    .option("--conns <n>", "connections the requesters share (kv: KvClients with one connection per node; etcd: keep-alive sockets)", bounded(MAX_CONNS), 1)
+    .option("--conns <n>", "connections the requesters share (KvClients with one connection per node each)", bounded(MAX_CONNS), 1)
     .option("--total <n>", "requests in all", bounded(MAX_TOTAL_REQUESTS), 10_000)
     .option("--key-size <bytes>", "key length", bounded(256), 8)
     .option("--val-size <bytes>", "value length (random bytes)", bounded(MAX_VALUE_BYTES), 8)
     .option("--key-space <n>", "distinct keys", bounded(MAX_TOTAL_REQUESTS), 1000)
+    .option("--sequential-keys", "request i uses key i mod --key-space, not a random key")
+    .option("--no-preload", "get, mixed: the key space is already written; skip writing it first")
     .addOption(new Option("--consistency <level>", "reads").choices(["linearizable", "serializable"]).default("linearizable"))
     .option("--read-ratio <fraction>", "mixed: share of reads", ratio, 0.9)
     .option("--timeout <ms>", "deadline of one request", positiveInteger, 10_000)
@@ -95,25 +104,34 @@ export async function runBenchmark(operation: BenchOperation, options: BenchOpti
   try {
     const value = new Uint8Array(randomBytes(options.valSize));
     const keyOf = (index: number): string => String(index).padStart(options.keySize, "0");
-    const randomKey = (): string => keyOf(Math.floor(Math.random() * options.keySpace));
-    if (operation !== "put") await preload(target, options, keyOf, value);
-    const request = requestOf(operation, target, options, randomKey, value);
+    const keyFor = (sequence: number): string => keyOf(options.sequentialKeys === true ? sequence % options.keySpace : Math.floor(Math.random() * options.keySpace));
+    if (operation !== "put" && options.preload) await preload(target, options, keyOf, value);
+    const request = requestOf(operation, target, options, keyFor, value);
+    // Sampled around the timed run only: the preload and the connection set-up are not its cost.
+    const cpuBefore = await sampleCpu(options.admin ?? []);
     const result = await withProgress(options, io, (onProgress) => runRequests({ total: options.total, clients: options.clients, request, onProgress }));
-    return { operation, options, report: buildReport(result.latenciesSeconds, result.errors, result.totalSeconds), errorSamples: result.errorSamples };
+    const cpu = buildCpuReport(cpuBefore, await sampleCpu(options.admin ?? []), result.latenciesSeconds.length + result.errors);
+    return { operation, options, report: buildReport(result.latenciesSeconds, result.errors, result.totalSeconds), cpu, errorSamples: result.errorSamples };
   } finally {
     await target.close();
   }
 }
 
 function connectTarget(options: BenchOptions): Promise<BenchTarget> {
-  const targetOptions = { endpoints: options.endpoints ?? DEFAULT_ENDPOINTS[options.target], conns: options.conns, clients: options.clients, consistency: options.consistency, timeoutMs: options.timeout };
-  return options.target === "kv" ? connectKv(targetOptions) : Promise.resolve(connectEtcd(targetOptions));
+  return connectKv({ endpoints: options.endpoints ?? DEFAULT_ENDPOINTS, conns: options.conns, clients: options.clients, consistency: options.consistency, timeoutMs: options.timeout });
 }
 
-function requestOf(operation: BenchOperation, target: BenchTarget, options: BenchOptions, randomKey: () => string, value: Uint8Array): (requester: number) => Promise<void> {
-  if (operation === "put") return (requester) => target.put(requester, randomKey(), value);
-  if (operation === "get") return (requester) => target.get(requester, randomKey());
-  return (requester) => (Math.random() < options.readRatio ? target.get(requester, randomKey()) : target.put(requester, randomKey(), value));
+function requestOf(operation: BenchOperation, target: BenchTarget, options: BenchOptions, keyFor: (sequence: number) => string, value: Uint8Array): (requester: number, sequence: number) => Promise<void> {
+  if (operation === "put") return (requester, sequence) => target.put(requester, keyFor(sequence), value);
+  if (operation === "get") return (requester, sequence) => target.get(requester, keyFor(sequence));
+  return (requester, sequence) => (Math.random() < options.readRatio ? target.get(requester, keyFor(sequence)) : target.put(requester, keyFor(sequence), value));
+}
+
+/** `host:port,host:port`: the admin endpoints to read CPU time from. */
+function addressList(text: string): string[] {
+  const addresses = text.split(",").map((address) => address.trim());
+  if (addresses.some((address) => !/^[^:\s]+:\d+$/.test(address))) throw new InvalidArgumentError("expected host:port, comma-separated");
+  return addresses;
 }
 
 /** Writes every key of the key space once, untimed, so reads find values. */
@@ -140,14 +158,14 @@ async function withProgress(options: BenchOptions, io: CliIo, run: (onProgress: 
 function formatResult(result: BenchResult): string {
   const { options } = result;
   const header =
-    `kv-bench ${result.operation} (${options.target}): ${options.clients} clients, ${options.conns} conns, ${options.total} requests, ` +
-    `key ${options.keySize} B, value ${options.valSize} B, key space ${options.keySpace}${result.operation === "put" ? "" : `, ${options.consistency}`}` +
+    `kv-bench ${result.operation}: ${options.clients} clients, ${options.conns} conns, ${options.total} requests, ` +
+    `key ${options.keySize} B, value ${options.valSize} B, key space ${options.keySpace}${options.sequentialKeys === true ? " (sequential)" : ""}${result.operation === "put" ? "" : `, ${options.consistency}`}` +
     `${result.operation === "mixed" ? `, read ratio ${options.readRatio}` : ""}`;
   const errors = result.errorSamples.length === 0 ? [] : ["", "Errors (samples):", ...result.errorSamples.map((message) => `  ${message}`)];
-  return [header, "", formatReport(result.report), ...errors].join("\n");
+  return [header, "", formatReport(result.report), "", formatCpuReport(result.cpu), ...errors].join("\n");
 }
 
 function benchJson(result: BenchResult): object {
   const { json: _json, ...options } = result.options;
-  return { operation: result.operation, ...options, endpoints: options.endpoints ?? DEFAULT_ENDPOINTS[options.target], ...result.report, errorSamples: result.errorSamples };
+  return { operation: result.operation, ...options, endpoints: options.endpoints ?? DEFAULT_ENDPOINTS, ...result.report, cpu: result.cpu, errorSamples: result.errorSamples };
 }
