@@ -9,6 +9,8 @@ import type { PeerAnnouncement } from "./peer-auth.js";
  */
 export class PeerDirectory {
   private readonly connected = new Map<number, PeerAnnouncement>();
+  /** Nodes that authenticated on a link dialled for another id, by node, with when (ms). */
+  private readonly sightings = new Map<string, { readonly announcement: PeerAnnouncement; readonly atMs: number }>();
   private readonly latestBootId = new Map<NodeId, string>();
   /** Called when a member's process is new since its last handshake (it may have lost an unsynced tail). */
   onRestart: (memberId: NodeId) => void = () => undefined;
@@ -27,18 +29,48 @@ export class PeerDirectory {
     this.connected.delete(linkId);
   }
 
-  /** Every distinct node connected right now, by its newest announcement. */
-  connectedPeers(): PeerAnnouncement[] {
+  /**
+   * A node that proved it belongs to the cluster on a link this node dialled for another id
+   * (a member's address now answers as its new incarnation). The link is closed, since its
+   * messages would be taken as the other id's, but the node is reachable: the leader must see
+   * it to re-admit it, even when the new incarnation cannot hold a link of its own to the
+   * leader (it dials the leader by the id it knew, which may be an earlier incarnation too).
+   */
+  sighted(announcement: PeerAnnouncement, nowMs: number): void {
+    this.sightings.set(nodeKey(announcement), { announcement, atMs: nowMs });
+  }
+
+  /** Every distinct node connected right now, or sighted within SIGHTING_TTL_MS, by its newest announcement. */
+  reachablePeers(nowMs: number): PeerAnnouncement[] {
     const byNode = new Map<string, PeerAnnouncement>();
-    for (const announcement of this.connected.values()) byNode.set(`${announcement.memberId ?? ""}\u0000${announcement.incarnation}`, announcement);
+    for (const [key, sighting] of this.sightings) {
+      if (nowMs - sighting.atMs > SIGHTING_TTL_MS) this.sightings.delete(key);
+      else byNode.set(key, sighting.announcement);
+    }
+    for (const announcement of this.connected.values()) byNode.set(nodeKey(announcement), announcement);
     return [...byNode.values()];
   }
 
-  /** The Raft id a connected node with this name announces, when exactly one does. */
-  connectedMemberIdOf(name: string): NodeId | null {
-    const ids = new Set(this.connectedPeers().filter((peer) => peer.name === name && peer.memberId !== null).map((peer) => peer.memberId));
+  /** The address a reachable node with this Raft id listens on, from its own announcement. */
+  addressOf(memberId: NodeId, nowMs: number): string | null {
+    return this.reachablePeers(nowMs).find((peer) => peer.memberId === memberId)?.address ?? null;
+  }
+
+  /** The Raft id a reachable node with this name announces, when exactly one does. */
+  reachableMemberIdOf(name: string, nowMs: number): NodeId | null {
+    const ids = new Set(this.reachablePeers(nowMs).filter((peer) => peer.name === name && peer.memberId !== null).map((peer) => peer.memberId));
     return ids.size === 1 ? ([...ids][0] ?? null) : null;
   }
+}
+
+/**
+ * How long a sighting counts as reachable: several times the transport's longest reconnect
+ * delay, so a link that keeps being dialled and refused keeps its node in view.
+ */
+const SIGHTING_TTL_MS = 5000;
+
+function nodeKey(announcement: PeerAnnouncement): string {
+  return `${announcement.memberId ?? ""}\u0000${announcement.incarnation}`;
 }
 
 let nextLinkId = 1;

@@ -40,6 +40,8 @@ const OVERSIZED_LOG_INTERVAL_MS = 1000;
  */
 export class PeerTransport {
   private readonly links = new Map<NodeId, PeerLink>();
+  /** Links to peers the membership gives no address for, opened from their own announcement. */
+  private readonly learned = new Set<NodeId>();
   private readonly settings: Settings;
   droppedMessages = 0;
 
@@ -50,6 +52,8 @@ export class PeerTransport {
   /** Opens links to new members and closes links to removed ones. */
   setAddresses(addresses: Readonly<Record<NodeId, string>>): void {
     for (const [id, link] of this.links) {
+      if (addresses[id] === undefined && this.learned.has(id)) continue;
+      this.learned.delete(id);
       if (addresses[id] !== link.address) {
         link.close();
         this.links.delete(id);
@@ -70,10 +74,24 @@ export class PeerTransport {
       byPeer.set(message.to, batch);
     }
     for (const [id, batch] of byPeer) {
-      const link = this.links.get(id);
-      if (link === undefined) this.droppedMessages += batch.length;
+      const link = this.links.get(id) ?? this.learnLink(id);
+      if (link === null) this.droppedMessages += batch.length;
       else link.send(batch);
     }
+  }
+
+  /**
+   * A node waiting to be (re-)admitted knows only the founders' ids, but must answer a leader
+   * that is a later incarnation: its address comes from the leader's own authenticated
+   * announcement. The link is kept until the membership names the peer.
+   */
+  private learnLink(id: NodeId): PeerLink | null {
+    const address = this.settings.directory.addressOf(id, Date.now());
+    if (address === null || memberName(id) === memberName(this.settings.selfId)) return null;
+    const link = new PeerLink(id, address, this.settings, this);
+    this.links.set(id, link);
+    this.learned.add(id);
+    return link;
   }
 
   connectedPeers(): NodeId[] {
@@ -83,6 +101,7 @@ export class PeerTransport {
   close(): void {
     for (const link of this.links.values()) link.close();
     this.links.clear();
+    this.learned.clear();
   }
 }
 
@@ -170,6 +189,7 @@ class PeerLink {
   private async open(): Promise<ClientConnection> {
     const { connection, announcement } = await dialPeer(this.address, this.settings.dialer);
     if (announcement.memberId !== this.id) {
+      this.settings.directory.sighted(announcement, Date.now());
       connection.close();
       throw new KvError("INVALID", `${this.address} answers as ${announcement.memberId ?? `a node still joining (${announcement.name})`}, not ${this.id}`);
     }

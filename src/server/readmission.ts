@@ -42,7 +42,7 @@ export class Readmission {
   poll(): void {
     const status = this.host.status();
     if (this.running || status.role !== "leader") return;
-    const step = nextReadmissionStep(status, this.directory.connectedPeers(), this.selfId, this.catchUpTargets);
+    const step = nextReadmissionStep(status, this.directory.reachablePeers(Date.now()), this.selfId, this.catchUpTargets);
     if (step === null) return;
     this.running = true;
     this.logger.info({ step }, "re-admitting a member that came back as a new incarnation");
@@ -67,30 +67,31 @@ function changeOf(step: ReadmissionStep): MembershipChange {
 }
 
 /**
- * The next step, if any: a connected incarnation named like a current member but not yet one
- * is added as a learner; a member whose name a learner now carries is removed, unless it is
- * still connected (two live processes with one name is a mistake to report, not to act on);
- * a learner that is a new incarnation and has caught up is promoted.
+ * The next step, if any: a reachable incarnation (connected, or sighted by a refused dial)
+ * named like a current member but not yet one is added as a learner; a member whose name a
+ * learner now carries is removed, unless it is still reachable (two live processes with one
+ * name is a mistake to report, not to act on); a learner that is a new incarnation and has
+ * caught up is promoted.
  */
 export function nextReadmissionStep(
   status: RaftStatus,
-  connected: readonly PeerAnnouncement[],
+  reachable: readonly PeerAnnouncement[],
   selfId: NodeId,
   catchUpTargets: Map<NodeId, number>,
 ): ReadmissionStep | null {
   const { voters, learners, addresses } = status.membership;
   const members = [...voters, ...learners];
-  const connectedIds = new Set(connected.map((peer) => peer.memberId));
+  const reachableIds = new Set(reachable.map((peer) => peer.memberId));
   for (const learner of learners) {
     if (!learner.includes(INCARNATION_SEPARATOR)) continue;
     const replaced = members.find((member) => member !== learner && memberName(member) === memberName(learner));
-    if (replaced !== undefined && replaced !== selfId && !connectedIds.has(replaced)) return { kind: "removeReplaced", node: replaced, replacement: learner };
+    if (replaced !== undefined && replaced !== selfId && !reachableIds.has(replaced)) return { kind: "removeReplaced", node: replaced, replacement: learner };
     if (replaced !== undefined) continue;
     const target = catchUpTargets.get(learner) ?? status.commit;
     catchUpTargets.set(learner, target);
     if ((status.progress[learner]?.match ?? 0) >= target) return { kind: "promote", node: learner };
   }
-  for (const peer of connected) {
+  for (const peer of reachable) {
     const id = peer.memberId;
     if (id === null || members.includes(id) || !id.includes(INCARNATION_SEPARATOR)) continue;
     const replaced = members.find((member) => memberName(member) === peer.name);

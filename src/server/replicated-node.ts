@@ -380,8 +380,8 @@ export class ReplicatedNode {
   private async memberIdOf(name: string, waitMs: number): Promise<NodeId> {
     const directory = this.options.directory;
     if (name.includes(INCARNATION_SEPARATOR)) return name;
-    await this.waitFor(() => directory.connectedMemberIdOf(name) !== null, waitMs);
-    return directory.connectedMemberIdOf(name) ?? name;
+    await this.waitFor(() => directory.reachableMemberIdOf(name, Date.now()) !== null, waitMs);
+    return directory.reachableMemberIdOf(name, Date.now()) ?? name;
   }
 
   transferLeadership(to: NodeId): void {
