@@ -98,6 +98,9 @@ export class ClusterControl {
       const dataDirectory = join(options.directory, id);
       nodes.push({ id, port, adminPort: ports[index * 2 + 1] ?? 0, address: `${HOST}:${port}`, dataDirectory, logFile: join(options.directory, `${id}.log`) });
     }
+    // A run checks a history that starts from nothing: data left by an earlier run in the same
+    // directory (the same --out or seed) would show up as phantom values and lost updates.
+    await rm(options.directory, { recursive: true, force: true });
     await mkdir(options.directory, { recursive: true });
     const secretFile = await ensureClusterSecretFile(join(options.directory, CLUSTER_SECRET_FILE));
     const links = new Map<string, LinkProxy>();

@@ -3,7 +3,8 @@
  * disks and forged peer traffic for 45 s. Any anomaly (or a check that cannot decide) fails the
  * test; the run's directory with report.html and the node logs is kept then, and its path printed.
  */
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -51,7 +52,11 @@ describe("jepsen-lite smoke", () => {
 
   it("cluster control: the per-link proxies isolate the leader, the others elect a new one, healing reunites them", async () => {
     const directory = await mkdtemp(join(tmpdir(), "jepsen-lite-control-"));
+    // What an earlier run left in the same directory is gone: a run starts from an empty cluster.
+    await mkdir(join(directory, "n1"));
+    await writeFile(join(directory, "n1", "left-by-an-earlier-run"), "stale");
     const control = await ClusterControl.create({ size: 3, directory, fsync: "always" });
+    expect(existsSync(join(directory, "n1", "left-by-an-earlier-run"))).toBe(false);
     try {
       control.startAll();
       const started = await control.waitForRecovery(ELECTION_DEADLINE_MS);
