@@ -16,6 +16,7 @@ import type {
   MembershipChangeOptions,
   Message,
   NodeId,
+  PersistedPoint,
   RaftConfig,
   RaftStatus,
   ReadState,
@@ -62,10 +63,8 @@ interface ReadAnswer {
   readonly from: NodeId;
   readonly index: number | null;
 }
-/** What the outstanding Ready handed out, acknowledged by advance(). */
+/** What the outstanding Ready handed out to apply, acknowledged by advance(). */
 interface OutstandingReady {
-  readonly lastEntry: { readonly index: number; readonly term: number } | undefined;
-  readonly snapshotIndex: number | undefined;
   readonly appliedTo: number;
 }
 
@@ -213,14 +212,14 @@ export class RaftNode {
     return (
       this.softStateChanged() ||
       this.hardStateChanged() ||
-      this.log.unstableEntries().length > 0 ||
-      this.log.unstableSnapshot() !== undefined ||
+      this.log.entriesToPersist().length > 0 ||
+      this.log.snapshotToPersist() !== undefined ||
       this.snapshotChunks.length > 0 ||
       this.messages.length > 0 ||
       this.readStates.length > 0 ||
       this.droppedReads.length > 0 ||
       this.refusals.hasRecords() ||
-      this.log.committed > this.nextApplyFloor() ||
+      this.applicableIndex() > this.nextApplyFloor() ||
       this.readForwarder.hasUnsent() ||
       (this.role === "leader" && (this.replicationPending || this.commitBroadcastPending)) ||
       (this.role === "leader" && this.leaderReads.hasUnissuedReads())
@@ -231,8 +230,9 @@ export class RaftNode {
     assert(this.outstanding === undefined, "ready() called while the previous Ready is not advanced");
     this.flushReplication();
     this.flushReads();
-    const snapshot = this.log.unstableSnapshot();
-    const entries = [...this.log.unstableEntries()];
+    const snapshot = this.log.snapshotToPersist();
+    const entries = [...this.log.entriesToPersist()];
+    this.log.markInProgress();
     const committedEntries = this.nextCommittedEntries();
     const softState = this.softState();
     const hardState = this.hardState();
@@ -248,10 +248,7 @@ export class RaftNode {
       droppedReads: this.droppedReads,
       refusedMessages: this.refusals.take(),
     };
-    const lastEntry = entries[entries.length - 1];
     this.outstanding = {
-      lastEntry: lastEntry === undefined ? undefined : { index: lastEntry.index, term: lastEntry.term },
-      snapshotIndex: snapshot?.index,
       appliedTo: committedEntries[committedEntries.length - 1]?.index ?? this.nextApplyFloor(),
     };
     this.applying = this.outstanding.appliedTo;
@@ -264,16 +261,27 @@ export class RaftNode {
     return ready;
   }
 
+  /**
+   * The driver has taken the outstanding Ready: its messages are sent or scheduled, its write
+   * issued, its committed entries applied. The next Ready may come while writes are in flight.
+   */
   advance(): void {
     const done = this.outstanding;
     assert(done !== undefined, "advance() without an outstanding Ready");
     this.outstanding = undefined;
-    if (done.snapshotIndex !== undefined) this.log.stableSnapshotTo(done.snapshotIndex);
-    if (done.lastEntry !== undefined) this.log.stableTo(done.lastEntry.index, done.lastEntry.term);
     assert(done.appliedTo >= this.applied && done.appliedTo <= this.log.committed, "applied must stay within [applied, commit]");
     this.applied = done.appliedTo;
+  }
+
+  /**
+   * A write the driver issued is durable (etcd's MsgStorageAppendResp): a Ready's snapshot and
+   * entries, reported in the order the Readies were handed out. Any time, between Readies or not.
+   */
+  persisted(point: PersistedPoint): void {
+    if (point.snapshotIndex !== undefined) this.log.stableSnapshotTo(point.snapshotIndex);
+    if (point.lastEntry !== undefined) this.log.stableTo(point.lastEntry.index, point.lastEntry.term);
     if (this.role !== "leader") return;
-    // The leader counts its own entries only once the driver has persisted them.
+    // The leader counts its own entries only once they are durable.
     this.progress.get(this.id)?.maybeUpdate(this.log.persistedLastIndex());
     this.advanceCommit();
   }
@@ -998,10 +1006,19 @@ export class RaftNode {
     return Math.max(this.applying, this.log.unstableSnapshot()?.index ?? 0);
   }
 
+  /**
+   * Committed entries are applied only once durable here too: with writes in flight a
+   * follower can learn an index is committed before its own copy is on disk.
+   */
+  private applicableIndex(): number {
+    return Math.min(this.log.committed, this.log.persistedLastIndex());
+  }
+
   private nextCommittedEntries(): LogEntry[] {
     const low = this.nextApplyFloor() + 1;
-    if (low > this.log.committed) return [];
-    const entries = this.log.entries(low, this.log.committed + 1, MAX_COMMITTED_BYTES_PER_READY);
+    const high = this.applicableIndex();
+    if (low > high) return [];
+    const entries = this.log.entries(low, high + 1, MAX_COMMITTED_BYTES_PER_READY);
     assert(entries !== undefined, `committed entries from ${low} were compacted before being applied`);
     return entries;
   }

@@ -20,16 +20,22 @@ interface MembershipRecord {
 
 /**
  * The core's view of the log (etcd's raftLog + unstable): what the driver persisted (read
- * through `LogStorage`) followed by entries and a snapshot not yet handed to the driver.
+ * through `LogStorage`) followed by entries and a snapshot not yet durable. Of those, the ones
+ * up to `inProgressTo` are already handed to the driver, whose writes are in flight (etcd's
+ * offsetInProgress): the next Ready hands out only what comes after.
  *
  * Invariants: storage is read only below `unstableOffset`; `lastIndex() = unstableOffset +
- * unstable.length - 1`; committed never decreases and never passes lastIndex().
+ * unstable.length - 1`; `unstableOffset - 1 <= inProgressTo <= lastIndex()`; committed never
+ * decreases and never passes lastIndex().
  */
 export class RaftLog {
   private unstableOffset: number;
   private unstable: LogEntry[] = [];
+  private inProgressTo: number;
   /** A snapshot received from the leader that the driver has not persisted yet. */
   private pendingSnapshot: SnapshotMetadata | undefined;
+  /** The pending snapshot is handed to the driver, its write in flight. */
+  private snapshotInProgress = false;
   private committedIndex: number;
   /**
    * Membership entries in the log, oldest first; the first record is the configuration in
@@ -41,6 +47,7 @@ export class RaftLog {
     const { hardState, membership } = storage.initialState();
     const snapshotIndex = storage.firstIndex() - 1;
     this.unstableOffset = storage.lastIndex() + 1;
+    this.inProgressTo = this.unstableOffset - 1;
     this.committedIndex = Math.max(hardState.commit, snapshotIndex);
     assert(this.committedIndex <= this.lastIndex(), "persisted commit beyond the persisted log");
     this.memberships = [{ index: snapshotIndex, membership }];
@@ -141,6 +148,8 @@ export class RaftLog {
     if (first === undefined) return;
     assert(first.index > this.committedIndex, `truncating committed entry ${first.index} (commit ${this.committedIndex})`);
     assert(first.index <= this.lastIndex() + 1, `append at ${first.index} leaves a gap after ${this.lastIndex()}`);
+    // A write in flight for the replaced entries is still told apart when it lands: stableTo checks the term.
+    this.inProgressTo = Math.min(this.inProgressTo, first.index - 1);
     if (first.index <= this.unstableOffset) {
       this.unstableOffset = first.index;
       this.unstable = [...entries];
@@ -202,30 +211,51 @@ export class RaftLog {
       this.unstable = this.unstable.slice(snapshot.index + 1 - this.unstableOffset);
       this.unstableOffset = snapshot.index + 1;
     }
+    this.inProgressTo = Math.max(Math.min(this.inProgressTo, this.lastIndex()), snapshot.index);
     this.pendingSnapshot = snapshot;
+    this.snapshotInProgress = false;
     this.committedIndex = snapshot.index;
     const suffix = keepSuffix ? this.memberships.filter((record) => record.index > snapshot.index) : [];
     this.memberships = [{ index: snapshot.index, membership: snapshot.membership }, ...suffix];
   }
 
-  /** Entries and snapshot the driver has to persist next. */
-  unstableEntries(): readonly LogEntry[] {
-    return this.unstable;
+  /** Entries the driver has yet to be given to persist. */
+  entriesToPersist(): readonly LogEntry[] {
+    const from = this.inProgressTo + 1 - this.unstableOffset;
+    return from === 0 ? this.unstable : this.unstable.slice(from);
   }
 
+  /** The received snapshot the driver has yet to be given to persist. */
+  snapshotToPersist(): SnapshotMetadata | undefined {
+    return this.snapshotInProgress ? undefined : this.pendingSnapshot;
+  }
+
+  /** A received snapshot not yet durable: nothing above it may be applied meanwhile. */
   unstableSnapshot(): SnapshotMetadata | undefined {
     return this.pendingSnapshot;
   }
 
-  /** The driver persisted entries up to `index` (if the log still holds that entry with `term`). */
+  /** Everything `entriesToPersist()` and `snapshotToPersist()` returned is now in the driver's hands. */
+  markInProgress(): void {
+    this.inProgressTo = this.lastIndex();
+    if (this.pendingSnapshot !== undefined) this.snapshotInProgress = true;
+  }
+
+  /**
+   * The driver persisted entries up to `index` (if the log still holds that entry with `term`:
+   * a write of entries replaced meanwhile proves nothing about their replacements).
+   */
   stableTo(index: number, term: number): void {
     if (index < this.unstableOffset || !this.matchTerm(index, term)) return;
     this.unstable = this.unstable.slice(index + 1 - this.unstableOffset);
     this.unstableOffset = index + 1;
+    this.inProgressTo = Math.max(this.inProgressTo, index);
   }
 
   stableSnapshotTo(index: number): void {
-    if (this.pendingSnapshot?.index === index) this.pendingSnapshot = undefined;
+    if (this.pendingSnapshot?.index !== index) return;
+    this.pendingSnapshot = undefined;
+    this.snapshotInProgress = false;
   }
 
   /** Last index the driver has persisted (what the leader may count for itself). */

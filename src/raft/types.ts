@@ -241,14 +241,15 @@ export interface SoftState {
 }
 
 /**
- * One batch of work for the driver. Order of handling:
- * 1. persist `snapshotChunks`, then `snapshot` (if set), `entries` (an entry at an existing
- *    index replaces it and everything after it), and `hardState` (if set), durably;
- * 2. send `messages` (they may acknowledge what step 1 persisted, so never before it);
- * 3. apply `committedEntries` in order, install `snapshot` into the state machine first;
- * 4. serve `readStates` once the applied index reaches theirs; fail `droppedReads`;
- *    report `refusedMessages` (at any point: nothing depends on them);
- * 5. call `advance()`.
+ * One batch of work for the driver. What to do with it, and in which order, is `planReady`
+ * (ready-plan.ts): the one plan the node, the simulator and the core tests execute. In short:
+ * leader replication leaves at once; `snapshotChunks`, `snapshot`, `entries` (an entry at an
+ * existing index replaces it and everything after it) and `hardState` go to disk in one write
+ * behind every earlier one, reported with `persisted()` once durable, and the other messages
+ * (they may vouch for that write) leave only then; `committedEntries` are already durable and
+ * are applied at once; `readStates` are served once applied up to theirs, `droppedReads`
+ * failed, `refusedMessages` reported; then `advance()`, and the next Ready may follow while
+ * writes are in flight.
  */
 export interface Ready {
   readonly softState?: SoftState;
@@ -264,6 +265,12 @@ export interface Ready {
   readonly droppedReads: readonly number[];
   /** Peer messages dropped because they contradict this node's state: log and count them. */
   readonly refusedMessages: readonly RefusedMessage[];
+}
+
+/** What one durable write covered, for `RaftNode.persisted`. */
+export interface PersistedPoint {
+  readonly lastEntry?: { readonly index: number; readonly term: number };
+  readonly snapshotIndex?: number;
 }
 
 /** Limits of the core, each a named field with its unit (etcd's Config style). */

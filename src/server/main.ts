@@ -17,7 +17,7 @@ import { PeerDirectory } from "./peer-directory.js";
 import { PeerGate } from "./peer-gate.js";
 import { PeerTransport } from "./peer-transport.js";
 import { findSelf, membershipOf, parsePeers, type PeerAddress } from "./peers.js";
-import { ReplicatedNode, type MessageSender } from "./replicated-node.js";
+import { DEFAULT_PERSISTENCE_LIMITS, ReplicatedNode, type MessageSender } from "./replicated-node.js";
 import { discardLocalState } from "./storage/discard.js";
 import type { FsyncMode } from "./storage/durable-log.js";
 import { isNoSpaceError, noSpaceError } from "./storage/no-space.js";
@@ -176,6 +176,7 @@ export async function runNode(options: NodeCommandLine): Promise<void> {
     cluster: member.cluster,
     diskSpace,
     sender,
+    persistence: DEFAULT_PERSISTENCE_LIMITS,
     onFatal: (error) => fatal(logger, error),
   });
   started = node;

@@ -6,11 +6,11 @@ import type { EngineLimits } from "../engine/limits.js";
 import type { Outcome } from "../engine/outcome.js";
 import type { Query } from "../engine/queries.js";
 import { KvError } from "../errors.js";
+import { assert } from "../util/assert.js";
 import { MemoryStorage } from "../raft/memory-storage.js";
 import { defaultRaftConfig, RaftNode } from "../raft/node.js";
 import {
   RaftError,
-  type HardState,
   type LogEntry,
   type Membership,
   type MembershipChange,
@@ -20,6 +20,8 @@ import {
   type RaftStatus,
   type Ready,
 } from "../raft/types.js";
+import { entriesSizeBytes } from "../raft/log-entry.js";
+import { mustSync, planReady, type DriverHardStates, type DurableWrite, type ReadyPlan, type ReadyStep } from "../raft/ready-plan.js";
 import { decodeEntryData, encodeEntryData } from "./entry-data.js";
 import type { Consistency } from "./protocol/operations.js";
 import type { Metrics, Counter } from "./metrics.js";
@@ -67,9 +69,22 @@ export interface ReplicatedNodeOptions {
   /** Free space on the data directory's filesystem: below its reserve, writes and replicated entries are refused. */
   readonly diskSpace: DiskSpaceGuard;
   readonly sender: MessageSender;
+  readonly persistence: PersistenceLimits;
+  /** Told each step of the Ready plan as the node executes it: the test that compares the node's order with the plan's. */
+  readonly onReadyStep?: (step: ReadyStep, plan: ReadyPlan) => void;
   /** Called when the node cannot go on safely (storage failure, broken invariant). */
   readonly onFatal: (error: unknown) => void;
 }
+
+/** Bounds of the log writes the Ready loop may have in flight at once. */
+export interface PersistenceLimits {
+  /** Writes (one per Ready that has something to persist) issued and not yet durable. */
+  readonly maxWritesInFlight: number;
+  /** Entry bytes of those writes. */
+  readonly maxWriteBytesInFlight: number;
+}
+
+export const DEFAULT_PERSISTENCE_LIMITS: PersistenceLimits = { maxWritesInFlight: 16, maxWriteBytesInFlight: 64 * 1024 * 1024 };
 
 interface PendingProposal {
   readonly term: number;
@@ -84,9 +99,6 @@ interface PendingRead {
   /** Set once the leader confirmed the read index. */
   index: number | null;
 }
-
-/** Messages only a leader sends, which acknowledge nothing about the sender's own disk. */
-const LEADER_REPLICATION: ReadonlySet<Message["type"]> = new Set(["appendEntries", "heartbeat", "installSnapshot"]);
 
 /** How the core's refusals reach clients; all but an invalid change are worth retrying. */
 const RAFT_REFUSALS: Readonly<Record<RaftError["code"], KvError["code"]>> = {
@@ -136,9 +148,11 @@ export interface NodeStatus extends RaftStatus {
  * One member of the cluster: the Raft core driven by timers and the network, with LevelDB as
  * its write-ahead log and the engine as its state machine.
  *
- * The Ready loop runs one batch at a time: persist (one LevelDB batch with one fsync for every
- * entry that arrived meanwhile: group commit), send, apply, serve reads, advance. While a batch
- * is being persisted, new proposals accumulate in the core and form the next batch.
+ * The Ready loop executes each Ready's plan (ready-plan.ts): it sends leader replication,
+ * issues the Ready's log write without waiting for it, applies, serves reads and takes the next
+ * Ready while earlier writes are in flight (bounded by `persistence`). DurableLog folds the
+ * writes queued behind the one in progress into one LevelDB batch with one fsync (group
+ * commit); as each lands, the core hears of it and the messages that vouch for it leave.
  */
 export class ReplicatedNode {
   readonly metrics: Metrics;
@@ -151,7 +165,12 @@ export class ReplicatedNode {
   private stopped = false;
   private purgeInFlight = false;
   private appliedMembership: Membership;
-  private durableHardState: HardState;
+  private hardStates: DriverHardStates;
+  /** Settles once every write issued so far is durable and handled. */
+  private durable: Promise<void> = Promise.resolve();
+  /** One promise per write in flight, oldest first: each settles once it and all before it are durable. */
+  private readonly writesInFlight: Promise<void>[] = [];
+  private writeBytesInFlight = 0;
   /** Commit index on disk at start-up: until applied reaches it, the node is still recovering. */
   private readonly recoveredCommit: number;
   private readonly timers: NodeJS.Timeout[] = [];
@@ -180,8 +199,9 @@ export class ReplicatedNode {
   ) {
     this.metrics = options.metrics;
     this.appliedMembership = storage.snapshotMetadata().membership;
-    this.durableHardState = storage.initialState().hardState;
-    this.recoveredCommit = this.durableHardState.commit;
+    const hardState = storage.initialState().hardState;
+    this.hardStates = { latest: hardState, written: hardState };
+    this.recoveredCommit = hardState.commit;
     this.counters = {
       proposals: this.metrics.counter("kv_proposals_total", "Commands proposed by this node as leader."),
       reads: this.metrics.counter("kv_linearizable_reads_total", "Linearizable reads served."),
@@ -551,12 +571,29 @@ export class ReplicatedNode {
     if (this.processing) return;
     this.processing = true;
     try {
-      while (!this.stopped && this.raft.hasReady()) await this.handle(this.raft.ready());
+      while (!this.stopped && this.raft.hasReady()) {
+        await this.roomForWrite();
+        if (this.stopped || !this.raft.hasReady()) break;
+        await this.handle(this.raft.ready());
+      }
     } catch (error) {
-      this.stopped = true;
-      this.options.onFatal(error);
+      this.fatal(error);
     } finally {
       this.processing = false;
+    }
+  }
+
+  private fatal(error: unknown): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.options.onFatal(error);
+  }
+
+  /** Writes in flight are bounded in number and bytes: past either, the next Ready waits for the oldest. */
+  private async roomForWrite(): Promise<void> {
+    const { maxWritesInFlight, maxWriteBytesInFlight } = this.options.persistence;
+    while (this.writesInFlight.length >= maxWritesInFlight || this.writeBytesInFlight >= maxWriteBytesInFlight) {
+      await this.writesInFlight[0];
     }
   }
 
@@ -566,64 +603,84 @@ export class ReplicatedNode {
     this.counters.readySeconds.increment((performance.now() - started) / 1000);
   }
 
+  /** Executes the Ready's plan (ready-plan.ts), the one the simulator and the core tests execute too. */
   private async handleReady(ready: Ready): Promise<void> {
     this.counters.readies.increment();
     this.refusals.report(ready.refusedMessages);
-    const { early, afterPersist } = this.splitMessages(ready);
-    this.options.sender.send(early);
-    const { alreadyStable, rest } = splitByPersistence(ready);
-    // Entries this node persisted in earlier batches are applied while this batch is written:
-    // applying and the fsync overlap instead of taking turns.
-    const [installed] = await Promise.all([this.persist(ready), this.applyEntries(alreadyStable)]);
-    this.options.sender.send(afterPersist);
-    if (installed !== null) await this.installSnapshot(installed);
-    await this.applyEntries(rest);
+    const plan = planReady(ready, this.hardStates);
+    if (ready.hardState !== undefined) this.hardStates = { ...this.hardStates, latest: ready.hardState };
+    this.options.onReadyStep?.("sendNow", plan);
+    this.options.sender.send(plan.sendNow);
+    if (plan.exclusive) await this.writeAlone(plan);
+    else this.issueWrite(plan);
+    this.options.onReadyStep?.("apply", plan);
+    await this.applyEntries(plan.apply);
     this.acceptReadStates(ready);
+    this.options.onReadyStep?.("advance", plan);
     this.raft.advance();
     if (ready.softState !== undefined) this.onSoftState();
   }
 
   /**
-   * A leader may replicate entries while it writes them to its own disk (dissertation
-   * §10.2.1): it counts itself toward a quorum only once `advance()` says they are durable. So
-   * replication traffic leaves before the fsync, which takes the leader's fsync off the commit
-   * path. Everything else (votes, acknowledgements) waits for the data it vouches for, and so
-   * does everything when the term or vote is about to change.
+   * Issues the write behind every earlier one without waiting for it (LevelDB folds writes
+   * queued meanwhile into one batch: group commit); what vouches for it leaves once it and
+   * every earlier write are durable.
    */
-  private splitMessages(ready: Ready): { readonly early: readonly Message[]; readonly afterPersist: readonly Message[] } {
-    const termOrVoteChanges = ready.hardState !== undefined && this.mustSync(ready.hardState);
-    if (termOrVoteChanges || ready.snapshot !== undefined) return { early: [], afterPersist: ready.messages };
-    const early = ready.messages.filter((message) => LEADER_REPLICATION.has(message.type));
-    const afterPersist = ready.messages.filter((message) => !LEADER_REPLICATION.has(message.type));
-    return { early, afterPersist };
+  private issueWrite(plan: ReadyPlan): void {
+    const write = plan.write;
+    if (write === null) {
+      if (plan.sendWhenDurable.length === 0) return;
+      if (this.writesInFlight.length === 0) return this.sendDurable(plan);
+      this.durable = this.durable.then(() => this.sendDurable(plan));
+      return;
+    }
+    this.options.onReadyStep?.("write", plan);
+    const started = performance.now();
+    const bytes = entriesSizeBytes(write.entries);
+    const written = this.log.append(write.entries, write.hardState);
+    this.hardStates = { ...this.hardStates, written: write.hardState };
+    this.writeBytesInFlight += bytes;
+    const landed = Promise.all([this.durable, written]).then(
+      () => {
+        this.writesInFlight.shift();
+        this.writeBytesInFlight -= bytes;
+        this.counters.walSeconds.increment((performance.now() - started) / 1000);
+        this.onDurable(plan, write);
+      },
+      (error: unknown) => this.fatal(error),
+    );
+    this.durable = landed;
+    this.writesInFlight.push(landed);
   }
 
-  /** Step 1 of the Ready contract; returns a received snapshot still to be loaded into the engine. */
-  private async persist(ready: Ready): Promise<SnapshotFile | null> {
-    for (const chunk of ready.snapshotChunks) await this.snapshots.receiveChunk(chunk);
-    let installed: SnapshotFile | null = null;
-    if (ready.snapshot !== undefined) {
-      installed = await this.snapshots.install(ready.snapshot, ready.hardState ?? this.storage.initialState().hardState);
-    }
-    if (ready.hardState !== undefined) this.storage.setHardState(ready.hardState);
-    const hardState = this.storage.initialState().hardState;
-    if (ready.entries.length > 0 || this.mustSync(hardState)) {
-      const started = performance.now();
-      await this.log.append(ready.entries, hardState);
-      this.counters.walSeconds.increment((performance.now() - started) / 1000);
-      this.durableHardState = hardState;
-      this.storage.append(ready.entries);
-    }
-    return installed;
+  /** A snapshot replaces the log under earlier writes: they finish first, and nothing runs beside it. */
+  private async writeAlone(plan: ReadyPlan): Promise<void> {
+    const write = plan.write;
+    assert(write !== null, "an exclusive plan has a write");
+    await this.durable;
+    this.options.onReadyStep?.("write", plan);
+    for (const chunk of write.snapshotChunks) await this.snapshots.receiveChunk(chunk);
+    const installed = write.snapshot === undefined ? null : await this.snapshots.install(write.snapshot, write.hardState);
+    if (write.entries.length > 0 || mustSync(write.hardState, this.hardStates.written)) await this.log.append(write.entries, write.hardState);
+    this.hardStates = { ...this.hardStates, written: write.hardState };
+    if (installed !== null) await this.installSnapshot(installed);
+    this.onDurable(plan, write);
   }
 
-  /**
-   * Term and vote must be durable before any message that depends on them leaves (etcd's
-   * MustSync). A commit index alone need not: after a restart it is learned again from the
-   * leader, so it rides along with the next batch of entries instead of costing an fsync.
-   */
-  private mustSync(hardState: HardState): boolean {
-    return hardState.term !== this.durableHardState.term || hardState.vote !== this.durableHardState.vote;
+  private onDurable(plan: ReadyPlan, write: DurableWrite): void {
+    if (this.stopped) return;
+    this.options.onReadyStep?.("durable", plan);
+    this.storage.append(write.entries);
+    this.storage.setHardState(write.hardState);
+    this.raft.persisted(write.persisted);
+    this.sendDurable(plan);
+    this.schedule();
+  }
+
+  private sendDurable(plan: ReadyPlan): void {
+    if (this.stopped || plan.sendWhenDurable.length === 0) return;
+    this.options.onReadyStep?.("sendWhenDurable", plan);
+    this.options.sender.send(plan.sendWhenDurable);
   }
 
   private async installSnapshot(file: SnapshotFile): Promise<void> {
@@ -797,20 +854,6 @@ export class ReplicatedNode {
   }
 }
 
-/** Reads the (already verified) snapshot once, restores the engine from it and keeps the bytes for followers. */
-/**
- * Committed entries this node already holds on disk, and the rest: entries of this very batch
- * (a follower may learn they are committed as it receives them) or anything after a received
- * snapshot, which must wait until the batch is persisted and the snapshot installed.
- */
-function splitByPersistence(ready: Ready): { readonly alreadyStable: readonly LogEntry[]; readonly rest: readonly LogEntry[] } {
-  if (ready.snapshot !== undefined) return { alreadyStable: [], rest: ready.committedEntries };
-  const firstNew = ready.entries[0]?.index ?? Number.POSITIVE_INFINITY;
-  const cut = ready.committedEntries.findIndex((entry) => entry.index >= firstNew);
-  if (cut === -1) return { alreadyStable: ready.committedEntries, rest: [] };
-  return { alreadyStable: ready.committedEntries.slice(0, cut), rest: ready.committedEntries.slice(cut) };
-}
-
 /** A torn tail is a write that was never acknowledged: worth a line in the log, not a refusal. */
 function logTornTails(log: DurableLog, logger: Logger): void {
   for (const file of log.startupCheck.files) {
@@ -818,6 +861,7 @@ function logTornTails(log: DurableLog, logger: Logger): void {
   }
 }
 
+/** Reads the (already verified) snapshot once, restores the engine from it and keeps the bytes for followers. */
 async function restoreEngine(engine: Engine, snapshot: SnapshotFile): Promise<Uint8Array> {
   const data = await readAll(snapshot);
   await engine.restore(slices(data, RESTORE_SLICE_BYTES));

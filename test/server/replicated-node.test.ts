@@ -4,11 +4,14 @@ import { join } from "node:path";
 import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { DEFAULT_LIMITS } from "../../src/engine/limits.js";
+import type { Outcome } from "../../src/engine/outcome.js";
 import type { Membership, Message } from "../../src/raft/types.js";
+import { PlanOrderChecker } from "../raft/plan-order.js";
 import { DiskSpaceGuard } from "../../src/server/disk-space-guard.js";
 import { Metrics } from "../../src/server/metrics.js";
+import type { PeerAnnouncement } from "../../src/server/peer-auth.js";
 import { PeerDirectory } from "../../src/server/peer-directory.js";
-import { ReplicatedNode, type ReplicatedNodeOptions } from "../../src/server/replicated-node.js";
+import { DEFAULT_PERSISTENCE_LIMITS, ReplicatedNode, type ReplicatedNodeOptions } from "../../src/server/replicated-node.js";
 
 const directories: string[] = [];
 const nodes: ReplicatedNode[] = [];
@@ -24,7 +27,13 @@ afterEach(async () => {
   await Promise.all(directories.splice(0).map((directory) => rm(directory, { recursive: true, force: true })));
 });
 
-async function openNode(membership: Membership, sent: Message[] = []): Promise<ReplicatedNode> {
+interface NodeSetup {
+  readonly id?: string;
+  readonly sender?: ReplicatedNodeOptions["sender"];
+  readonly onReadyStep?: ReplicatedNodeOptions["onReadyStep"];
+}
+
+async function openNode(membership: Membership, sent: Message[] = [], setup: NodeSetup = {}): Promise<ReplicatedNode> {
   const dataDirectory = await mkdtemp(join(tmpdir(), "kv-node-"));
   directories.push(dataDirectory);
   const logger = pino({ level: "silent" });
@@ -33,7 +42,7 @@ async function openNode(membership: Membership, sent: Message[] = []): Promise<R
   const diskSpace = await DiskSpaceGuard.start({ directory: dataDirectory, minFreeBytes: MIN_FREE_DISK_BYTES, refreshIntervalMs: 10, logger, metrics, measureFreeBytes });
   diskGuards.push(diskSpace);
   const options: ReplicatedNodeOptions = {
-    id: "n1",
+    id: setup.id ?? "n1",
     initialMembership: membership,
     dataDirectory,
     fsync: "always",
@@ -51,7 +60,9 @@ async function openNode(membership: Membership, sent: Message[] = []): Promise<R
     directory: new PeerDirectory(),
     cluster: null,
     diskSpace,
-    sender: { send: (messages) => sent.push(...messages), setAddresses: () => undefined },
+    sender: setup.sender ?? { send: (messages) => sent.push(...messages), setAddresses: () => undefined },
+    persistence: DEFAULT_PERSISTENCE_LIMITS,
+    ...(setup.onReadyStep === undefined ? {} : { onReadyStep: setup.onReadyStep }),
     onFatal: (error) => {
       throw error;
     },
@@ -104,4 +115,43 @@ describe("ReplicatedNode in one process", () => {
     await waitFor(() => /^kv_disk_space_low 0$/m.test(node.metrics.render()), 5000);
     expect(await node.write({ type: "set", namespace: "", key: "k", value: 3n }, 5000)).toEqual({ ok: true, value: true });
   });
+
+  it("executes every Ready in the order of its plan, with several log writes in flight, on a leader and its followers", async () => {
+    const ids = ["n1", "n2", "n3"];
+    const membership: Membership = { voters: ids, learners: [], addresses: Object.fromEntries(ids.map((id) => [id, `in-process:${id}`])) };
+    const byId = new Map<string, ReplicatedNode>();
+    const checkers = new Map(ids.map((id) => [id, new PlanOrderChecker()]));
+    // In-process links: each message arrives on a later turn of the event loop, as over TCP.
+    const sender = (from: string): ReplicatedNodeOptions["sender"] => ({
+      send: (messages) => {
+        for (const message of messages) setImmediate(() => byId.get(message.to)?.receive(announcementOf(from), [message]));
+      },
+      setAddresses: () => undefined,
+    });
+    for (const id of ids) {
+      const checker = checkers.get(id);
+      if (checker === undefined) throw new Error(`no checker for ${id}`);
+      byId.set(id, await openNode(membership, [], { id, sender: sender(id), onReadyStep: (step, plan) => checker.step(step, plan) }));
+    }
+    await waitFor(() => [...byId.values()].some((node) => node.status().role === "leader"), 10_000);
+    const leader = [...byId.values()].find((node) => node.status().role === "leader");
+    if (leader === undefined) throw new Error("no leader");
+    // One write per turn of the event loop: each gets a Ready of its own while earlier writes are on their way to disk.
+    const writes: Promise<Outcome<unknown>>[] = [];
+    for (let index = 0; index < 90; index++) {
+      writes.push(leader.write({ type: "set", namespace: "", key: `k${index % 30}`, value: BigInt(index) }, 10_000));
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect((await Promise.all(writes)).every((outcome) => outcome.ok)).toBe(true);
+    const applied = leader.status().applied;
+    await waitFor(() => [...byId.values()].every((node) => node.status().applied >= applied), 10_000);
+    for (const [id, checker] of checkers) {
+      expect(checker.stepsChecked, id).toBeGreaterThan(0);
+      expect(checker.peakWritesInFlight, id).toBeGreaterThan(1);
+    }
+  });
 });
+
+function announcementOf(memberId: string): PeerAnnouncement {
+  return { name: memberId, memberId, incarnation: "1", cluster: null, founders: null, address: `in-process:${memberId}`, bootId: "boot" };
+}

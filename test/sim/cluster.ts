@@ -8,6 +8,8 @@ import { EventQueue, SimulatedClock } from "./clock.js";
 import { SimulatedNetwork } from "./network.js";
 import type { Random } from "./random.js";
 import { RegisterMachine, encodeWrite, type WriteCommand } from "./register-machine.js";
+import { planReady, type DriverHardStates, type DurableWrite, type ReadyPlan } from "../../src/raft/ready-plan.js";
+import { PlanOrderChecker } from "../raft/plan-order.js";
 
 /** Timing, limits and fault rates of one simulated cluster. */
 export interface ClusterConfig {
@@ -20,7 +22,7 @@ export interface ClusterConfig {
   /** Small, so that a snapshot travels in several chunks. */
   readonly maxSnapshotChunkBytes: number;
   readonly maxEntriesBytesPerMessage: number;
-  /** Chance that a node crashes while handling a Ready (before persisting, after persisting, or after sending). */
+  /** Chance that a node crashes between two steps of a Ready's plan, or right after one of its writes lands. */
   readonly crashDuringReadyProbability: number;
   /**
    * Chance that a leader dies in the Ready in which it is elected, or in the one in which its
@@ -42,6 +44,10 @@ export interface ClusterConfig {
   readonly clientTimeoutMs: number;
   /** Ready batches handled for one input before the core is declared stuck in a loop. */
   readonly maxReadyBatchesPerInput: number;
+  /** A write lands this long after it was issued, at most (in issue order, like LevelDB's). */
+  readonly maxWriteDelayMs: number;
+  /** Writes a node may have in flight; past it the node takes no Ready until the oldest lands. */
+  readonly maxWritesInFlight: number;
 }
 
 export const DEFAULT_CLUSTER_CONFIG: ClusterConfig = {
@@ -61,6 +67,8 @@ export const DEFAULT_CLUSTER_CONFIG: ClusterConfig = {
   maxPendingRequestsPerNode: 1_000,
   clientTimeoutMs: 3_000,
   maxReadyBatchesPerInput: 1_000,
+  maxWriteDelayMs: 2,
+  maxWritesInFlight: 8,
 };
 
 export interface NodeSetup {
@@ -81,8 +89,17 @@ interface PendingRead {
   readonly invokedAtMs: number;
 }
 
-type CrashPoint = "before persist" | "after persist" | "after send";
-const CRASH_POINTS: readonly CrashPoint[] = ["before persist", "after persist", "after send"];
+/** Between the steps of a plan (ready-plan.ts); "after landing" falls between a write landing and what it lets out. */
+type CrashPoint = "before sending" | "after sending" | "after issuing the write" | "after advancing" | "after landing";
+const CRASH_POINTS: readonly CrashPoint[] = ["before sending", "after sending", "after issuing the write", "after advancing"];
+
+/** A write on its way to the disk, and the plans whose messages wait for it (its own first). */
+interface WriteInFlight {
+  readonly plan: ReadyPlan;
+  readonly write: DurableWrite;
+  readonly waiting: ReadyPlan[];
+  readonly dueMs: number;
+}
 
 /** One simulated server: its durable storage survives crashes, everything else is volatile. */
 export class SimulatedNode {
@@ -93,12 +110,19 @@ export class SimulatedNode {
   removed = false;
   role: Role = "follower";
   term = 0;
+  /** Last term in which this node's leadership was checked for completeness. */
+  leaderCheckedTerm = 0;
   /** Last term in which this node, as leader, was considered for a crash at its first commit. */
   firstCommitConsideredTerm = 0;
   incomingSnapshot: { readonly index: number; readonly term: number; readonly bytes: Uint8Array; received: number } | null = null;
   readonly pendingWrites = new Map<number, PendingWrite>();
   readonly pendingReads = new Map<number, PendingRead>();
   confirmedReads: ReadState[] = [];
+  hardStates: DriverHardStates;
+  /** This incarnation's steps, checked against the plan's order (the node's are checked by the same checker). */
+  planOrder = new PlanOrderChecker();
+  /** Oldest first; lost with a crash. */
+  writesInFlight: WriteInFlight[] = [];
 
   constructor(
     readonly id: NodeId,
@@ -107,6 +131,7 @@ export class SimulatedNode {
     readonly tickIntervalMs: number,
   ) {
     this.machine = restoreMachine(storage);
+    this.hardStates = durableHardStates(storage);
   }
 
   get up(): boolean {
@@ -127,6 +152,10 @@ export interface ClusterStatistics {
   snapshotsCreated: number;
   snapshotsInstalled: number;
   membershipChanges: number;
+  /** Most writes one node had in flight at once. */
+  peakWritesInFlight: number;
+  /** Writes still in flight when their node crashed: lost, as the plan allows. */
+  writesLostInCrashes: number;
   /** Peer messages the cores refused (Ready.refusedMessages), by reason. */
   readonly refusals: Map<RefusalReason, number>;
 }
@@ -143,7 +172,7 @@ export class SimulatedCluster {
   readonly checker = new SafetyChecker();
   readonly history = new ClientHistory();
   readonly nodes = new Map<NodeId, SimulatedNode>();
-  readonly statistics: ClusterStatistics = { crashes: 0, restarts: 0, leadersElected: 0, snapshotsCreated: 0, snapshotsInstalled: 0, membershipChanges: 0, refusals: new Map() };
+  readonly statistics: ClusterStatistics = { crashes: 0, restarts: 0, leadersElected: 0, snapshotsCreated: 0, snapshotsInstalled: 0, membershipChanges: 0, peakWritesInFlight: 0, writesLostInCrashes: 0, refusals: new Map() };
   /** Start from the config; the heal phase sets them to 0 so that only liveness is measured. */
   crashDuringReadyProbability: number;
   crashAtLeaderMilestoneProbability: number;
@@ -227,7 +256,10 @@ export class SimulatedCluster {
     node.raft = null;
     node.incarnation++;
     node.role = "follower";
+    node.leaderCheckedTerm = 0;
     node.incomingSnapshot = null;
+    this.statistics.writesLostInCrashes += node.writesInFlight.length;
+    node.writesInFlight = [];
     node.pendingWrites.clear();
     for (const readId of node.pendingReads.keys()) this.history.failRead(readId);
     node.pendingReads.clear();
@@ -242,6 +274,8 @@ export class SimulatedCluster {
     if (node.up || node.removed) return;
     const snapshot = node.storage.snapshotMetadata();
     node.machine = restoreMachine(node.storage);
+    node.hardStates = durableHardStates(node.storage);
+    node.planOrder = new PlanOrderChecker();
     node.raft = new RaftNode(
       defaultRaftConfig({
         id,
@@ -375,7 +409,7 @@ export class SimulatedCluster {
 
   /** Handles Ready batches until the core has nothing more for now. */
   private drain(node: SimulatedNode): void {
-    for (let batch = 0; node.raft?.hasReady() === true; batch++) {
+    for (let batch = 0; node.raft?.hasReady() === true && node.writesInFlight.length < this.config.maxWritesInFlight; batch++) {
       if (batch >= this.config.maxReadyBatchesPerInput) {
         throw new SafetyViolation("driver contract", `${node.id} still has a Ready after ${batch} batches for one input`);
       }
@@ -383,7 +417,10 @@ export class SimulatedCluster {
     }
   }
 
-  /** The Ready contract of src/raft/types.ts, step by step, with a possible crash between steps. */
+  /**
+   * Executes the Ready's plan (ready-plan.ts), the one the node executes, with a possible crash
+   * between its steps. Writes land later, in order; a crash loses those still in flight.
+   */
   private handleReady(node: SimulatedNode, raft: RaftNode): void {
     const ready = raft.ready();
     this.countRefusals(node, ready);
@@ -391,20 +428,99 @@ export class SimulatedCluster {
       ? Math.max(this.crashDuringReadyProbability, this.crashAtLeaderMilestoneProbability)
       : this.crashDuringReadyProbability;
     const crashPoint = this.random.chance(crashProbability) ? this.random.pick(CRASH_POINTS) : null;
-    if (crashPoint === "before persist") return this.crashDuringReady(node, crashPoint);
-    this.persist(node, ready);
-    if (crashPoint === "after persist") return this.crashDuringReady(node, crashPoint);
-    for (const message of ready.messages) {
-      if (message.type === "appendEntries") checkContiguous(node.id, "appendEntries", message.entries, message.prevLogIndex + 1);
-      this.network.send(message);
+    const plan = planReady(ready, node.hardStates);
+    if (ready.hardState !== undefined) node.hardStates = { ...node.hardStates, latest: ready.hardState };
+    if (crashPoint === "before sending") return this.crashDuringReady(node, crashPoint);
+    node.planOrder.step("sendNow", plan);
+    this.send(node, plan.sendNow);
+    if (crashPoint === "after sending") return this.crashDuringReady(node, crashPoint);
+    if (plan.exclusive) {
+      if (!this.writeAlone(node, raft, plan)) return;
+    } else {
+      this.issueWrite(node, plan);
     }
-    if (crashPoint === "after send") return this.crashDuringReady(node, crashPoint);
-    const removed = this.apply(node, ready);
+    if (crashPoint === "after issuing the write") return this.crashDuringReady(node, crashPoint);
+    node.planOrder.step("apply", plan);
+    const removed = this.apply(node, plan.apply);
     this.serveReads(node, ready);
+    node.planOrder.step("advance", plan);
     raft.advance();
+    if (crashPoint === "after advancing") return this.crashDuringReady(node, crashPoint);
     this.observe(node, raft);
     this.compactIfDue(node);
     if (removed) this.scheduleShutdown(node);
+  }
+
+  private send(node: SimulatedNode, messages: readonly Message[]): void {
+    for (const message of messages) {
+      if (message.type === "appendEntries") checkContiguous(node.id, "appendEntries", message.entries, message.prevLogIndex + 1);
+      this.network.send(message);
+    }
+  }
+
+  private sendDurable(node: SimulatedNode, plan: ReadyPlan): void {
+    if (plan.sendWhenDurable.length === 0) return;
+    node.planOrder.step("sendWhenDurable", plan);
+    this.send(node, plan.sendWhenDurable);
+  }
+
+  private issueWrite(node: SimulatedNode, plan: ReadyPlan): void {
+    const last = node.writesInFlight[node.writesInFlight.length - 1];
+    const write = plan.write;
+    if (write === null) {
+      if (last === undefined) this.sendDurable(node, plan);
+      else last.waiting.push(plan);
+      return;
+    }
+    node.planOrder.step("write", plan);
+    node.hardStates = { ...node.hardStates, written: write.hardState };
+    const dueMs = Math.max(last?.dueMs ?? 0, this.clock.nowMs + node.random.integer(0, this.config.maxWriteDelayMs + 1));
+    const inFlight: WriteInFlight = { plan, write, waiting: [plan], dueMs };
+    node.writesInFlight.push(inFlight);
+    this.statistics.peakWritesInFlight = Math.max(this.statistics.peakWritesInFlight, node.writesInFlight.length);
+    const incarnation = node.incarnation;
+    this.queue.after(dueMs - this.clock.nowMs, () => {
+      // Landed early by a snapshot's drain, or lost in a crash: nothing to do.
+      if (node.incarnation === incarnation && node.writesInFlight[0] === inFlight) this.land(node);
+    });
+  }
+
+  /** The oldest write is durable: the core hears of it and what waited for it leaves. */
+  private land(node: SimulatedNode): void {
+    const landed = node.writesInFlight.shift();
+    const raft = node.raft;
+    if (landed === undefined || raft === null) throw new SafetyViolation("driver contract", `${node.id} lands a write it does not have`);
+    this.persist(node, landed.write);
+    if (this.random.chance(this.crashDuringReadyProbability)) return this.crashDuringReady(node, "after landing");
+    node.planOrder.step("durable", landed.plan);
+    raft.persisted(landed.write.persisted);
+    for (const plan of landed.waiting) this.sendDurable(node, plan);
+    this.observe(node, raft);
+    this.drain(node);
+  }
+
+  /** A snapshot replaces the log under earlier writes: they land first, then it lands alone. False if the node crashed. */
+  private writeAlone(node: SimulatedNode, raft: RaftNode, plan: ReadyPlan): boolean {
+    const write = plan.write;
+    if (write === null) throw new SafetyViolation("driver contract", `${node.id} got an exclusive plan without a write`);
+    const incarnation = node.incarnation;
+    while (node.writesInFlight.length > 0 && node.incarnation === incarnation) this.landNow(node);
+    if (node.incarnation !== incarnation) return false;
+    node.planOrder.step("write", plan);
+    node.hardStates = { ...node.hardStates, written: write.hardState };
+    this.persist(node, write);
+    if (write.snapshot !== undefined) this.installInMachine(node, write.snapshot.index);
+    node.planOrder.step("durable", plan);
+    raft.persisted(write.persisted);
+    this.sendDurable(node, plan);
+    return true;
+  }
+
+  /** Lands the oldest write ahead of its time (its scheduled event then finds it gone). */
+  private landNow(node: SimulatedNode): void {
+    const count = node.writesInFlight.length;
+    this.land(node);
+    if (node.writesInFlight.length === count) throw new SafetyViolation("driver contract", `${node.id} did not land its oldest write`);
   }
 
   private countRefusals(node: SimulatedNode, ready: Ready): void {
@@ -432,26 +548,30 @@ export class SimulatedCluster {
     this.queue.after(this.random.integer(1, this.config.maxDowntimeAfterReadyCrashMs + 1), () => this.restart(node.id));
   }
 
-  private persist(node: SimulatedNode, ready: Ready): void {
-    for (const chunk of ready.snapshotChunks) this.receiveChunk(node, chunk);
-    if (ready.snapshot !== undefined) {
+  private persist(node: SimulatedNode, write: DurableWrite): void {
+    for (const chunk of write.snapshotChunks) this.receiveChunk(node, chunk);
+    if (write.snapshot !== undefined) {
       const incoming = node.incomingSnapshot;
-      const { index, term, sizeBytes } = ready.snapshot;
+      const { index, term, sizeBytes } = write.snapshot;
       if (incoming === null || incoming.index !== index || incoming.term !== term || incoming.received !== sizeBytes) {
         throw new SafetyViolation("driver contract", `${node.id} is told to install snapshot ${index}/${term} it has not fully received`);
       }
       this.checker.observeSnapshot(node.id, index, term, digestBytes(incoming.bytes));
-      node.storage.applySnapshot(ready.snapshot, incoming.bytes);
+      node.storage.applySnapshot(write.snapshot, incoming.bytes);
       node.incomingSnapshot = null;
       this.statistics.snapshotsInstalled++;
       this.trace(`${node.id} installs snapshot ${index}/${term}`);
     }
-    if (ready.entries.length > 0) {
-      checkContiguous(node.id, "Ready.entries", ready.entries, ready.entries[0]?.index ?? 0);
-      this.checker.observeAppend(node.id, ready.entries, node.storage);
-      node.storage.append(ready.entries);
+    if (write.entries.length > 0) {
+      checkContiguous(node.id, "Ready.entries", write.entries, write.entries[0]?.index ?? 0);
+      this.checker.observeAppend(node.id, write.entries, node.storage);
+      node.storage.append(write.entries);
     }
-    if (ready.hardState !== undefined) node.storage.setHardState(ready.hardState);
+    node.storage.setHardState(write.hardState);
+    const { hardState } = node.storage.initialState();
+    if (hardState.commit > node.storage.lastIndex()) {
+      throw new SafetyViolation("driver contract", `${node.id} wrote commit ${hardState.commit} beyond its durable log ${node.storage.lastIndex()}`);
+    }
   }
 
   /** Snapshot chunks go to a temporary place (volatile here: a restarted node starts over). */
@@ -467,19 +587,21 @@ export class SimulatedCluster {
     incoming.received = Math.max(incoming.received, end);
   }
 
-  /** Applies the Ready's snapshot and committed entries; true when this node applied its own removal. */
-  private apply(node: SimulatedNode, ready: Ready): boolean {
-    if (ready.snapshot !== undefined) {
-      if (ready.snapshot.index < node.machine.appliedIndex) {
-        throw new SafetyViolation("driver contract", `${node.id} is told to install snapshot ${ready.snapshot.index} behind applied ${node.machine.appliedIndex}`);
-      }
-      node.machine = restoreMachine(node.storage);
-      for (const index of node.pendingWrites.keys()) if (index <= ready.snapshot.index) node.pendingWrites.delete(index);
+  /** The state machine takes a durable snapshot's state; writes at or below it were decided elsewhere. */
+  private installInMachine(node: SimulatedNode, snapshotIndex: number): void {
+    if (snapshotIndex < node.machine.appliedIndex) {
+      throw new SafetyViolation("driver contract", `${node.id} is told to install snapshot ${snapshotIndex} behind applied ${node.machine.appliedIndex}`);
     }
+    node.machine = restoreMachine(node.storage);
+    for (const index of node.pendingWrites.keys()) if (index <= snapshotIndex) node.pendingWrites.delete(index);
+  }
+
+  /** Applies committed entries; true when this node applied its own removal. */
+  private apply(node: SimulatedNode, entries: readonly LogEntry[]): boolean {
     let removed = false;
     // The current term, not the last observed one: a lower term would make the leader-completeness check too strict.
-    const term = ready.committedEntries.length > 0 ? (node.raft?.status().term ?? node.term) : node.term;
-    for (const entry of ready.committedEntries) {
+    const term = entries.length > 0 ? (node.raft?.status().term ?? node.term) : node.term;
+    for (const entry of entries) {
       this.checker.observeApply(node.id, term, entry, node.machine.appliedIndex);
       const wasMember = isMember(node.machine.membership, node.id);
       const write = node.machine.apply(entry);
@@ -527,14 +649,16 @@ export class SimulatedCluster {
     if (status.role === "leader" && (node.role !== "leader" || node.term !== status.term)) {
       this.statistics.leadersElected++;
       this.trace(`${node.id} leads term ${status.term} (last ${node.storage.lastIndex()}, commit ${status.commit})`);
-      this.checker.observeLeader(node.id, status.term, node.storage);
     }
     node.role = status.role;
     node.term = status.term;
-    if (status.commit > node.storage.lastIndex()) {
-      throw new SafetyViolation("driver contract", `${node.id} commit ${status.commit} is beyond its persisted log ${node.storage.lastIndex()}`);
+    // Leader completeness is checked on the durable log, once the writes it had in flight landed.
+    if (status.role === "leader" && node.leaderCheckedTerm !== status.term && node.writesInFlight.length === 0) {
+      node.leaderCheckedTerm = status.term;
+      this.checker.observeLeader(node.id, status.term, node.storage);
     }
-    this.checker.observeCommit(node.id, status.term, status.commit, node.storage);
+    // Up to what is applied: above it the durable log may still hold entries a write in flight replaces.
+    this.checker.observeCommit(node.id, status.term, Math.min(status.commit, status.applied), node.storage);
   }
 
   /** Local compaction at the applied index, with a low threshold so that followers often need InstallSnapshot. */
@@ -559,6 +683,11 @@ export class SimulatedCluster {
       node.removed = true;
     });
   }
+}
+
+function durableHardStates(storage: MemoryStorage): DriverHardStates {
+  const { hardState } = storage.initialState();
+  return { latest: hardState, written: hardState };
 }
 
 function restoreMachine(storage: MemoryStorage): RegisterMachine {

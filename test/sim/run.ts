@@ -22,6 +22,8 @@ interface Totals {
   crashes: number;
   snapshotsInstalled: number;
   membershipChanges: number;
+  peakWritesInFlight: number;
+  writesLostInCrashes: number;
   failedSeeds: number[];
 }
 
@@ -40,7 +42,7 @@ function main(): void {
   if (!Number.isSafeInteger(first) || !Number.isSafeInteger(count) || count < 1) {
     throw new RangeError("--seeds, --start and SEED must be integers");
   }
-  const totals: Totals = { seeds: 0, simulatedMs: 0, acknowledgedWrites: 0, servedReads: 0, failedReads: 0, messagesDelivered: 0, leadersElected: 0, crashes: 0, snapshotsInstalled: 0, membershipChanges: 0, failedSeeds: [] };
+  const totals: Totals = { seeds: 0, simulatedMs: 0, acknowledgedWrites: 0, servedReads: 0, failedReads: 0, messagesDelivered: 0, leadersElected: 0, crashes: 0, snapshotsInstalled: 0, membershipChanges: 0, peakWritesInFlight: 0, writesLostInCrashes: 0, failedSeeds: [] };
   const startedMs = performance.now();
   for (let seed = first; seed < first + count; seed++) {
     const passed = runOne(seed, totals, values.trace);
@@ -83,6 +85,8 @@ function add(totals: Totals, report: RunReport): void {
   totals.crashes += report.crashes;
   totals.snapshotsInstalled += report.snapshotsInstalled;
   totals.membershipChanges += report.membershipChanges;
+  totals.peakWritesInFlight = Math.max(totals.peakWritesInFlight, report.peakWritesInFlight);
+  totals.writesLostInCrashes += report.writesLostInCrashes;
 }
 
 function printTotals(totals: Totals, first: number, wallSeconds: number): void {
@@ -91,6 +95,7 @@ function printTotals(totals: Totals, first: number, wallSeconds: number): void {
   console.log(`acknowledged writes: ${totals.acknowledgedWrites}, linearizable reads served: ${totals.servedReads} (failed or timed out: ${totals.failedReads})`);
   console.log(`messages delivered: ${totals.messagesDelivered}`);
   console.log(`leaders elected: ${totals.leadersElected}, crashes: ${totals.crashes}, snapshots installed: ${totals.snapshotsInstalled}, membership changes: ${totals.membershipChanges}`);
+  console.log(`log writes: at most ${totals.peakWritesInFlight} in flight on one node, ${totals.writesLostInCrashes} lost in crashes`);
   console.log(`violations: ${totals.failedSeeds.length}${totals.failedSeeds.length > 0 ? ` (seeds ${totals.failedSeeds.join(", ")})` : ""}`);
   console.log(`wall time: ${wallSeconds.toFixed(1)} s`);
 }

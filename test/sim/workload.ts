@@ -24,6 +24,9 @@ export interface RunProfile {
   readonly crashAtLeaderMilestoneProbability: number;
   /** Down to one entry per message, so that old-term entries travel apart from the new leader's no-op (Figure 8). */
   readonly maxEntriesBytesPerMessage: number;
+  /** See ClusterConfig: from a disk that is done at once to one slower than the network, one write at a time or many. */
+  readonly maxWriteDelayMs: number;
+  readonly maxWritesInFlight: number;
 }
 
 export interface RunReport {
@@ -37,6 +40,8 @@ export interface RunReport {
   readonly leadersElected: number;
   readonly snapshotsInstalled: number;
   readonly membershipChanges: number;
+  readonly peakWritesInFlight: number;
+  readonly writesLostInCrashes: number;
   readonly messagesDelivered: number;
   /** With forged traffic: messages forged, by the refusal each one is owed. */
   readonly forgedMessages: ReadonlyMap<RefusalReason, number>;
@@ -90,6 +95,8 @@ function chooseProfile(random: Random): RunProfile {
     newLeaderCrashDelayMs: random.pick([5, 20, 60]),
     crashAtLeaderMilestoneProbability: random.pick([0, 0.1, 0.3]),
     maxEntriesBytesPerMessage: random.pick([1, 100, 1_024]),
+    maxWriteDelayMs: random.pick([0, 1, 4, 20]),
+    maxWritesInFlight: random.pick([1, 4, 16]),
   };
 }
 
@@ -125,6 +132,8 @@ function createCluster(random: Random, profile: RunProfile, onTrace: ((line: str
     crashDuringReadyProbability: profile.crashDuringReadyProbability,
     crashAtLeaderMilestoneProbability: profile.crashAtLeaderMilestoneProbability,
     maxEntriesBytesPerMessage: profile.maxEntriesBytesPerMessage,
+    maxWriteDelayMs: profile.maxWriteDelayMs,
+    maxWritesInFlight: profile.maxWritesInFlight,
   };
   return new SimulatedCluster(config, random.fork(), membership, ids.map((id) => ({ id })), onTrace);
 }
@@ -217,6 +226,8 @@ function report(seed: number, profile: RunProfile, cluster: SimulatedCluster, fo
     leadersElected: cluster.statistics.leadersElected,
     snapshotsInstalled: cluster.statistics.snapshotsInstalled,
     membershipChanges: cluster.statistics.membershipChanges,
+    peakWritesInFlight: cluster.statistics.peakWritesInFlight,
+    writesLostInCrashes: cluster.statistics.writesLostInCrashes,
     messagesDelivered: cluster.network.statistics.delivered,
     forgedMessages: new Map(forgery?.expected ?? []),
     refusedMessages: new Map(cluster.statistics.refusals),

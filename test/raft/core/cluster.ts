@@ -1,5 +1,6 @@
 import { MemoryStorage } from "../../../src/raft/memory-storage.js";
 import { defaultRaftConfig, RaftNode } from "../../../src/raft/node.js";
+import { planReady, type DriverHardStates, type DurableWrite } from "../../../src/raft/ready-plan.js";
 import type { HardState, LogEntry, Membership, Message, NodeId, RaftConfig, ReadState, RefusedMessage, SnapshotChunk } from "../../../src/raft/types.js";
 
 const encoder = new TextEncoder();
@@ -41,6 +42,7 @@ export class Member {
   droppedReads: number[] = [];
   refusedMessages: RefusedMessage[] = [];
   private chunks: SnapshotChunk[] = [];
+  private hardStates: DriverHardStates;
 
   constructor(
     readonly id: NodeId,
@@ -49,6 +51,8 @@ export class Member {
     seed: number,
   ) {
     this.storage = new MemoryStorage(initial);
+    const hardState = this.storage.initialState().hardState;
+    this.hardStates = { latest: hardState, written: hardState };
     this.node = this.createNode(seed, 0);
   }
 
@@ -61,33 +65,47 @@ export class Member {
     const snapshot = this.storage.snapshotMetadata();
     this.applied = decodeState(this.storage.snapshotData());
     this.chunks = [];
+    const hardState = this.storage.initialState().hardState;
+    this.hardStates = { latest: hardState, written: hardState };
     this.node = this.createNode(seed, snapshot.index);
   }
 
-  /** Handles one Ready the way the simulator's driver does; returns its messages. */
+  /**
+   * Handles one Ready by the plan every driver executes (ready-plan.ts), with a disk that is
+   * durable at once; returns its messages.
+   */
   handleReady(): Message[] {
     const ready = this.node.ready();
-    for (const chunk of ready.snapshotChunks) {
-      // A chunk at offset 0 starts a new snapshot: whatever was received before is abandoned.
-      if (chunk.offset === 0) this.chunks = [];
-      this.chunks.push(chunk);
-    }
-    if (ready.snapshot !== undefined) {
-      const data = concat(this.chunks.filter((chunk) => chunk.metadata.index === ready.snapshot?.index).map((chunk) => chunk.data));
-      this.storage.applySnapshot(ready.snapshot, data);
-      this.applied = decodeState(data);
-      this.chunks = [];
-    }
-    this.storage.append(ready.entries);
-    if (ready.hardState !== undefined) this.storage.setHardState(ready.hardState);
-    for (const entry of ready.committedEntries) {
+    const plan = planReady(ready, this.hardStates);
+    if (ready.hardState !== undefined) this.hardStates = { ...this.hardStates, latest: ready.hardState };
+    if (plan.write !== null) this.write(plan.write);
+    for (const entry of plan.apply) {
       if (entry.kind === "command") this.applied.push(decoder.decode(entry.data));
     }
     this.readStates.push(...ready.readStates);
     this.droppedReads.push(...ready.droppedReads);
     this.refusedMessages.push(...ready.refusedMessages);
     this.node.advance();
-    return [...ready.messages];
+    if (plan.write !== null) this.node.persisted(plan.write.persisted);
+    return [...plan.sendNow, ...plan.sendWhenDurable];
+  }
+
+  private write(write: DurableWrite): void {
+    for (const chunk of write.snapshotChunks) {
+      // A chunk at offset 0 starts a new snapshot: whatever was received before is abandoned.
+      if (chunk.offset === 0) this.chunks = [];
+      this.chunks.push(chunk);
+    }
+    const snapshot = write.snapshot;
+    if (snapshot !== undefined) {
+      const data = concat(this.chunks.filter((chunk) => chunk.metadata.index === snapshot.index).map((chunk) => chunk.data));
+      this.storage.applySnapshot(snapshot, data);
+      this.applied = decodeState(data);
+      this.chunks = [];
+    }
+    this.storage.append(write.entries);
+    this.storage.setHardState(write.hardState);
+    this.hardStates = { ...this.hardStates, written: write.hardState };
   }
 
   /** Compacts the log up to the applied index, like the driver's periodic snapshot. */

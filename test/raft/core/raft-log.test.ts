@@ -10,14 +10,18 @@ const membership = membershipOf(["n1", "n2", "n3"]);
 
 type Operation =
   | { readonly kind: "append"; readonly at: number; readonly count: number; readonly sizes: readonly number[] }
-  | { readonly kind: "persist" }
+  /** The driver takes what is left to persist; its write is in flight until "land". */
+  | { readonly kind: "handOut" }
+  /** The oldest write in flight is durable. */
+  | { readonly kind: "land" }
   | { readonly kind: "commit"; readonly at: number }
   | { readonly kind: "compact"; readonly at: number }
   | { readonly kind: "read"; readonly low: number; readonly span: number; readonly maxBytes: number };
 
 const operation: fc.Arbitrary<Operation> = fc.oneof(
   fc.record({ kind: fc.constant("append" as const), at: fc.nat(), count: fc.integer({ min: 1, max: 6 }), sizes: fc.array(fc.nat({ max: 40 }), { minLength: 6, maxLength: 6 }) }),
-  fc.record({ kind: fc.constant("persist" as const) }),
+  fc.record({ kind: fc.constant("handOut" as const) }),
+  fc.record({ kind: fc.constant("land" as const) }),
   fc.record({ kind: fc.constant("commit" as const), at: fc.nat() }),
   fc.record({ kind: fc.constant("compact" as const), at: fc.nat() }),
   fc.record({ kind: fc.constant("read" as const), low: fc.nat(), span: fc.nat({ max: 12 }), maxBytes: fc.integer({ min: 1, max: 300 }) }),
@@ -28,6 +32,8 @@ interface Model {
   log: LogEntry[];
   term: number;
   compacted: number;
+  /** Writes in flight, oldest first. */
+  writes: LogEntry[][];
 }
 
 function pick(range: number, at: number): number {
@@ -48,11 +54,19 @@ function run(op: Operation, log: RaftLog, storage: MemoryStorage, model: Model):
       model.log = [...model.log.slice(0, first - 1), ...entries];
       return;
     }
-    case "persist": {
-      const unstable = log.unstableEntries();
-      const newest = unstable[unstable.length - 1];
-      storage.append([...unstable]);
-      if (newest !== undefined) log.stableTo(newest.index, newest.term);
+    case "handOut": {
+      const entries = [...log.entriesToPersist()];
+      log.markInProgress();
+      expect(log.entriesToPersist()).toEqual([]);
+      if (entries.length > 0) model.writes.push(entries);
+      return;
+    }
+    case "land": {
+      const entries = model.writes.shift();
+      const newest = entries?.[entries.length - 1];
+      if (entries === undefined || newest === undefined) return;
+      storage.append(entries);
+      log.stableTo(newest.index, newest.term);
       return;
     }
     case "commit":
@@ -79,15 +93,21 @@ function run(op: Operation, log: RaftLog, storage: MemoryStorage, model: Model):
 }
 
 describe("RaftLog against an array model", () => {
-  it("appends, truncations, persistence, commits and compaction keep reads equal to the model", () => {
+  it("appends, truncations, writes in flight, commits and compaction keep reads equal to the model", () => {
     fc.assert(
       fc.property(fc.array(operation, { minLength: 20, maxLength: 80 }), (operations) => {
         const storage = new MemoryStorage({ membership });
         const log = new RaftLog(storage);
-        const model: Model = { log: [], term: 0, compacted: 0 };
+        const model: Model = { log: [], term: 0, compacted: 0, writes: [] };
         for (const op of operations) run(op, log, storage, model);
         expect(log.lastIndex()).toBe(model.log.length);
         expect(log.firstIndex()).toBe(model.compacted + 1);
+        // Once every write has landed and the rest is written too, all of the model is durable.
+        run({ kind: "handOut" }, log, storage, model);
+        while (model.writes.length > 0) run({ kind: "land" }, log, storage, model);
+        expect(log.persistedLastIndex()).toBe(model.log.length);
+        expect(storage.lastIndex()).toBe(model.log.length);
+        for (let index = model.compacted + 1; index <= model.log.length; index++) expect(storage.term(index)).toBe(model.log[index - 1]?.term);
       }),
       { numRuns: 300 },
     );

@@ -103,7 +103,7 @@ describe("commit rule (Raft §5.4.2, Figure 8)", () => {
     expect(n1.status().commit).toBe(3);
   });
 
-  it("the leader counts its own entries only after advance() acknowledged their persistence", () => {
+  it("the leader counts its own entries only once persisted() says they are durable", () => {
     const cluster = Cluster.of(["solo"]);
     cluster.elect("solo");
     const solo = cluster.node("solo");
@@ -111,11 +111,56 @@ describe("commit rule (Raft §5.4.2, Figure 8)", () => {
     const ready = solo.ready();
     expect(ready.entries.map((entry) => entry.index)).toEqual([2]);
     expect(ready.committedEntries).toEqual([]);
+    solo.advance();
     expect(solo.status().commit).toBe(1);
     cluster.member("solo").storage.append(ready.entries);
-    solo.advance();
+    solo.persisted({ lastEntry: { index: 2, term: ready.entries[0]?.term ?? 0 } });
     expect(solo.status().commit).toBe(2);
     expect(solo.ready().committedEntries.map((entry) => entry.index)).toEqual([2]);
+  });
+
+  it("with writes in flight the next Ready hands out only new entries, and each write commits what it covers", () => {
+    const cluster = Cluster.of(["solo"]);
+    cluster.elect("solo");
+    const solo = cluster.node("solo");
+    solo.propose([command("a")]);
+    const first = solo.ready();
+    solo.advance();
+    solo.propose([command("b"), command("c")]);
+    expect(solo.hasReady()).toBe(true);
+    const second = solo.ready();
+    solo.advance();
+    expect(first.entries.map((entry) => entry.index)).toEqual([2]);
+    expect(second.entries.map((entry) => entry.index)).toEqual([3, 4]);
+    const term = solo.status().term;
+    const storage = cluster.member("solo").storage;
+    storage.append(first.entries);
+    solo.persisted({ lastEntry: { index: 2, term } });
+    expect(solo.status().commit).toBe(2);
+    expect(solo.ready().committedEntries.map((entry) => entry.index)).toEqual([2]);
+    solo.advance();
+    storage.append(second.entries);
+    solo.persisted({ lastEntry: { index: 4, term } });
+    expect(solo.status().commit).toBe(4);
+    expect(solo.ready().committedEntries.map((entry) => entry.index)).toEqual([3, 4]);
+  });
+
+  it("a follower applies an entry it learned is committed only once its own copy is durable", () => {
+    const cluster = Cluster.of(["n1", "n2", "n3"]);
+    cluster.elect("n1");
+    const n2 = cluster.node("n2");
+    const term = n2.status().term;
+    const lastIndex = n2.status().lastIndex;
+    const entry = { kind: "command" as const, data: command("x"), index: lastIndex + 1, term };
+    n2.step({ type: "appendEntries", from: "n1", to: "n2", term, prevLogIndex: lastIndex, prevLogTerm: term, entries: [entry], commit: lastIndex + 1 });
+    const ready = n2.ready();
+    expect(ready.entries).toEqual([entry]);
+    expect(ready.committedEntries).toEqual([]);
+    n2.advance();
+    expect(n2.hasReady()).toBe(false);
+    cluster.member("n2").storage.append(ready.entries);
+    n2.persisted({ lastEntry: { index: entry.index, term } });
+    expect(n2.ready().committedEntries).toEqual([entry]);
   });
 });
 
