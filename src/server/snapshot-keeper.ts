@@ -149,7 +149,10 @@ export class SnapshotKeeper {
     const file = await receiver.sink.finish();
     const data = await readAll(file);
     this.storage.applySnapshot(metadata, data);
-    await this.log.resetToSnapshot(metadata.index, metadata.term, hardState);
+    // The in-memory log kept the entries after the snapshot if it held the snapshot's last
+    // entry: the durable log keeps them too, or a restart would lose what this node acknowledged.
+    const keepSuffix = this.storage.lastIndex() > metadata.index;
+    await this.log.resetToSnapshot(metadata.index, metadata.term, hardState, keepSuffix);
     this.latestFile = file;
     this.lastSnapshotIndex = metadata.index;
     this.logger.info({ index: metadata.index, term: metadata.term, bytes: data.byteLength }, "snapshot received from the leader");

@@ -91,3 +91,30 @@ describe("SnapshotKeeper on a failing disk", () => {
     expect((await readdir(snapshotDirectory)).filter((name) => name.includes(".tmp-"))).toEqual([]);
   });
 });
+
+describe("SnapshotKeeper installing a snapshot from the leader", () => {
+  test("entries after the snapshot that the log holds in the snapshot's term stay durable, so a restart keeps what this node acknowledged", async () => {
+    const directory = await createTemporaryDirectory();
+    const { keeper } = await keeperIn(directory);
+    const metadata = { index: 2, term: 1, membership: MEMBERSHIP, sizeBytes: 4 };
+    await keeper.receiveChunk({ metadata, offset: 0, data: new Uint8Array([1, 2, 3, 4]), last: true });
+    await keeper.install(metadata, { term: 1, vote: null, commit: 2 });
+    const log = logs.splice(0)[0];
+    if (log === undefined) throw new Error("no log");
+    await log.close();
+    const reopened = await DurableLog.open(join(directory, "log"), { fsync: "always" });
+    logs.push(reopened);
+    expect(await reopened.load()).toMatchObject({ snapshotIndex: 2, snapshotTerm: 1, entries: [ENTRIES[2]] });
+  });
+
+  test("a snapshot the log does not match replaces every entry", async () => {
+    const directory = await createTemporaryDirectory();
+    const { keeper } = await keeperIn(directory);
+    const metadata = { index: 2, term: 2, membership: MEMBERSHIP, sizeBytes: 4 };
+    await keeper.receiveChunk({ metadata, offset: 0, data: new Uint8Array([1, 2, 3, 4]), last: true });
+    await keeper.install(metadata, { term: 2, vote: null, commit: 2 });
+    const log = logs[0];
+    if (log === undefined) throw new Error("no log");
+    expect(await log.load()).toMatchObject({ snapshotIndex: 2, snapshotTerm: 2, entries: [] });
+  });
+});

@@ -194,13 +194,18 @@ export class DurableLog {
     });
   }
 
-  /** After installing a snapshot from the leader: drops every entry and records the point. */
-  resetToSnapshot(index: number, term: number, hardState: HardState): Promise<void> {
+  /**
+   * After installing a snapshot from the leader: drops the entries it covers and records the
+   * point. The entries after it stay when the log holds the snapshot's last entry (`keepSuffix`:
+   * they match the leader's, and this node may have acknowledged them); otherwise all go.
+   */
+  resetToSnapshot(index: number, term: number, hardState: HardState, keepSuffix = false): Promise<void> {
     return this.enqueue(0, () => {
       assert(index >= this.snapshotPoint.index, `snapshot ${index} is older than the log's snapshot ${this.snapshotPoint.index}`);
-      const operations = this.deleteEntries(this.snapshotPoint.index + 1, this.lastIndex);
+      const kept = keepSuffix && index <= this.lastIndex;
+      const operations = this.deleteEntries(this.snapshotPoint.index + 1, kept ? index : this.lastIndex);
       operations.push(this.moveSnapshotPoint({ index, term }));
-      this.lastIndex = index;
+      if (!kept) this.lastIndex = index;
       this.hardState = hardState;
       return operations;
     });

@@ -125,6 +125,18 @@ describe("DurableLog round trip", () => {
     await reopened.close();
   });
 
+  test("resetToSnapshot keeping the suffix drops only the entries the snapshot covers", async () => {
+    const directory = await createTemporaryDirectory();
+    const log = await DurableLog.open(directory, ALWAYS);
+    await log.append(commands(1, 8, 2), hardState(2, 3));
+    await log.resetToSnapshot(5, 2, hardState(2, 5), true);
+    const { reopened, loaded } = await reopenAndLoad(log, directory);
+    expect(loaded).toEqual({ hardState: hardState(2, 5), snapshotIndex: 5, snapshotTerm: 2, entries: commands(6, 8, 2) });
+    await reopened.append(commands(9, 9, 2));
+    expect((await reopened.load()).entries).toEqual(commands(6, 9, 2));
+    await reopened.close();
+  });
+
   test("appends that leave a gap or rewrite the snapshot are invariant violations", async () => {
     const log = await DurableLog.open(await createTemporaryDirectory(), ALWAYS);
     await log.append(commands(1, 3, 1));
