@@ -14,7 +14,7 @@ export interface WhiteboxAnomaly {
     | "damaged-log-unnamed"
     /** reprovision: a wiped, removed member led or took a write on its own. */
     | "second-cluster"
-    /** forged-peer: a forged message was answered OK, a term jumped, or a node exited. */
+    /** forged-peer: a forged message was taken (its link stayed open), a term jumped, or a node exited. */
     | "forged-message-accepted"
     | "term-jumped"
     | "node-exited";

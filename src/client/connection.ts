@@ -18,6 +18,8 @@ export interface ClientConnectionOptions {
    */
   readonly maxRequestBytes?: number;
   readonly connectTimeoutMs?: number;
+  /** Bytes waiting in the socket past which a one-way frame (`notify`) is not sent. */
+  readonly maxUnsentNotificationBytes?: number;
   /** Aborts the connection attempt. */
   readonly signal?: AbortSignal;
 }
@@ -27,6 +29,7 @@ export const DEFAULT_CLIENT_CONNECTION_OPTIONS = Object.freeze({
   maxFrameBytes: MAX_FRAME_BYTES,
   maxRequestBytes: MAX_REQUEST_PAYLOAD_BYTES,
   connectTimeoutMs: 5000,
+  maxUnsentNotificationBytes: 64 * 1024 * 1024,
 });
 
 export interface RequestOptions {
@@ -54,6 +57,10 @@ interface PendingRequest {
 
 const REQUEST_ID_SPACE = 2 ** 32;
 
+function ignore(): void {
+  // A one-way frame has no answer to deliver.
+}
+
 /**
  * The client side of one connection (node-redis / ioredis style): requests are pipelined, each
  * carries an id, and answers are matched by id in whatever order they come back.
@@ -80,6 +87,7 @@ export class ClientConnection {
     private readonly maxInFlight: number,
     maxFrameBytes: number,
     private readonly maxRequestBytes: number,
+    private readonly maxUnsentNotificationBytes: number,
   ) {
     this.decoder = new FrameDecoder({ maxFrameBytes });
     this.cork = new TickCork(socket);
@@ -115,7 +123,7 @@ export class ClientConnection {
       socket.once("error", onError);
       socket.once("connect", () => {
         cleanUp();
-        resolve(new ClientConnection(socket, settings.maxInFlight, settings.maxFrameBytes, settings.maxRequestBytes));
+        resolve(new ClientConnection(socket, settings.maxInFlight, settings.maxFrameBytes, settings.maxRequestBytes, settings.maxUnsentNotificationBytes));
       });
     });
   }
@@ -146,6 +154,22 @@ export class ClientConnection {
       entry.release = this.armCancellation(entry, options);
       this.send(entry);
     });
+  }
+
+  /**
+   * Sends a one-way frame (peer Raft traffic): no answer comes unless the server refuses it, and
+   * then it closes the connection. False when the frame cannot leave (closed, over the frame
+   * limit, or `maxUnsentNotificationBytes` already waiting in the socket): the caller drops it.
+   */
+  notify(command: number, payload: Uint8Array): boolean {
+    if (this.closeReason !== null || payload.byteLength > MAX_FRAME_BYTES) return false;
+    if (this.socket.writableLength > this.maxUnsentNotificationBytes) return false;
+    const frame = encodeFrame(command, 0, payload);
+    // Behind queued requests, to keep the order; otherwise straight to the socket, which buffers
+    // it even while a 'drain' is awaited (the byte bound above is what keeps that finite).
+    if (this.sendQueue.length > 0) this.sendQueue.push({ requestId: 0, resolve: ignore, reject: ignore, release: ignore, frame });
+    else this.cork.write(frame);
+    return true;
   }
 
   /** Closes the connection; pending requests fail with CONNECTION. */

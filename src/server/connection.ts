@@ -1,7 +1,7 @@
 import type { Socket } from "node:net";
 import { KvError } from "../errors.js";
 import { MAX_FRAME_BYTES } from "../engine/limits.js";
-import { COMMAND, commandByCode, isPeerCommand } from "./protocol/commands.js";
+import { COMMAND, commandByCode, isOneWayCommand, isPeerCommand } from "./protocol/commands.js";
 import { DEFAULT_MAX_REQUEST_BYTES, FrameDecoder, FrameTooLargeError, type Frame, type FrameHeader } from "./protocol/frame.js";
 import { isStatus, STATUS } from "./protocol/status.js";
 import {
@@ -398,6 +398,7 @@ class ServerConnection implements ServedConnection {
     this.releaseRequestBytes(received.reservedBytes);
     if (handshake) this.handshakePending = false;
     if (this.state !== "open" || this.socket.destroyed) return;
+    if (isOneWayCommand(received.frame.kind)) return this.completeOneWay(received.frame.requestId, result);
     const answer: Answer = { requestId: received.frame.requestId, command: received.frame.kind, result };
     if (!this.answers.add(answer)) {
       this.report("outputLimit");
@@ -407,6 +408,18 @@ class ServerConnection implements ServedConnection {
     this.flushAnswers();
     this.resumeInput();
     this.waitForBudgetIfHeld();
+  }
+
+  /** Accepted: nothing to say. Refused: the sender learns why, and the link ends (it sent on without waiting). */
+  private completeOneWay(requestId: number, result: HandlerResult): void {
+    if (!isDeferred(result) && result.status === STATUS.OK) {
+      this.resumeInput();
+      this.waitForBudgetIfHeld();
+      return;
+    }
+    const refusal = isDeferred(result) ? errorResponse(new KvError("INTERNAL", "a one-way command produced an answer")) : result;
+    this.answers.write(requestId, refusal);
+    this.closeAfterFlush();
   }
 
   private flushAnswers(): void {

@@ -161,10 +161,8 @@ class PeerLink {
     const connection = this.connection;
     if (connection === null) return;
     for (const frame of encodePeerFrames(messages, MAX_FRAME_BYTES, (message, bytes) => this.dropOversized(message, bytes))) {
-      // Fire and forget: an answer only says the frame arrived; Raft's own responses carry meaning.
-      connection.request(COMMAND.raftMessages, frame.payload).catch(() => {
-        this.transport.droppedMessages += frame.messages.length;
-      });
+      // One way: Raft's own responses carry the meaning, so no answer per frame costs a write each way.
+      if (!connection.notify(COMMAND.raftMessages, frame.payload)) this.transport.droppedMessages += frame.messages.length;
     }
   }
 

@@ -592,7 +592,7 @@ export class ReplicatedNode {
   /** Writes in flight are bounded in number and bytes: past either, the next Ready waits for the oldest. */
   private async roomForWrite(): Promise<void> {
     const { maxWritesInFlight, maxWriteBytesInFlight } = this.options.persistence;
-    while (this.writesInFlight.length >= maxWritesInFlight || this.writeBytesInFlight >= maxWriteBytesInFlight) {
+    while (!this.stopped && (this.writesInFlight.length >= maxWritesInFlight || this.writeBytesInFlight >= maxWriteBytesInFlight)) {
       await this.writesInFlight[0];
     }
   }
@@ -640,15 +640,15 @@ export class ReplicatedNode {
     const written = this.log.append(write.entries, write.hardState);
     this.hardStates = { ...this.hardStates, written: write.hardState };
     this.writeBytesInFlight += bytes;
-    const landed = Promise.all([this.durable, written]).then(
-      () => {
+    // Settles either way: a failed write (or a broken invariant while handling it) stops the node.
+    const landed = Promise.all([this.durable, written])
+      .then(() => {
         this.writesInFlight.shift();
         this.writeBytesInFlight -= bytes;
         this.counters.walSeconds.increment((performance.now() - started) / 1000);
         this.onDurable(plan, write);
-      },
-      (error: unknown) => this.fatal(error),
-    );
+      })
+      .catch((error: unknown) => this.fatal(error));
     this.durable = landed;
     this.writesInFlight.push(landed);
   }

@@ -294,12 +294,45 @@ describe("peer links", () => {
     await waitFor(() => seen.length === 1, 10_000, "the handshake");
     expect(server.connections[0]?.inFlight).toBe(1);
     gate.resolve();
-    await waitFor(() => raw.frames.length === 2, 10_000, "both answers");
+    await waitFor(() => seen.length === 2, 10_000, "the Raft batch");
     expect(seen).toEqual([
       { command: COMMAND.handshake, peer: true },
       { command: COMMAND.raftMessages, peer: true },
     ]);
+    // Raft batches travel one way: only the handshake is answered.
+    expect(raw.frames.map((frame) => frame.requestId)).toEqual([1]);
     raw.socket.destroy();
+  });
+
+  it("a one-way frame is not sent once the bound of unsent bytes is reached, nor after close", async () => {
+    const server = await serve(echo);
+    const connection = await client(server, { maxUnsentNotificationBytes: 1024 * 1024 });
+    (await waitForSocket(server)).pause();
+    const payload = new Uint8Array(256 * 1024);
+    let sent = 0;
+    // The kernel's socket buffers take a few MiB before the client's own buffer grows.
+    while (sent < 1000 && connection.notify(COMMAND.raftMessages, payload)) {
+      sent++;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(sent).toBeLessThan(1000);
+    connection.close();
+    expect(connection.notify(COMMAND.raftMessages, new Uint8Array(1))).toBe(false);
+  });
+
+  it("answers a Raft batch only to refuse it, and then closes the link", async () => {
+    const server = await serve(async (request) => {
+      if (request.command === COMMAND.raftMessages && decode(request.payload) === "forged") throw new KvError("INVALID", "not from this link's member");
+      return { status: STATUS.OK, payload: encode(null) };
+    });
+    const raw = await rawClient(server.port);
+    raw.socket.write(Buffer.concat([encodeFrame(COMMAND.handshake, 1, handshake), encodeFrame(COMMAND.raftMessages, 0, encode([])), encodeFrame(COMMAND.raftMessages, 0, encode("forged"))]));
+    await waitFor(raw.ended, 10_000, "the server to close the link");
+    expect(raw.frames.map((frame) => [frame.requestId, frame.kind])).toEqual([
+      [1, STATUS.OK],
+      [0, STATUS.INVALID],
+    ]);
+    expect(decodeErrorPayload(raw.frames[1]?.payload ?? new Uint8Array()).message).toMatch(/not from this link's member/);
   });
 
   it("closes a link whose handshake is refused, or that mixes client and peer commands", async () => {

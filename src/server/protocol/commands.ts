@@ -6,8 +6,12 @@
  * cluster administration in 0x40–0x7F, peer-to-peer traffic from 0x80 (PEER_COMMAND_BASE):
  * one address serves clients and peers, and a peer connection begins with `handshake`.
  */
-/** 2: peers authenticate with a challenge-response before any Raft message. */
-export const PROTOCOL_VERSION = 2;
+/**
+ * 2: peers authenticate with a challenge-response before any Raft message.
+ * 3: Raft messages travel one way (no answer per frame), so a peer of version 2, which waits
+ *    for answers, is refused at the handshake instead of stalling.
+ */
+export const PROTOCOL_VERSION = 3;
 
 export const PEER_COMMAND_BASE = 0x80;
 
@@ -59,9 +63,10 @@ export const COMMANDS = [
   { name: "memberPromote", code: 0x46, write: true },
   // Peer to peer. A peer link opens with `handshake` and `handshakeProof` (a challenge-response
   // over the cluster secret, see server/peer-auth.ts), then carries batches of Raft messages;
-  // snapshot chunks travel inside those messages.
+  // snapshot chunks travel inside those messages. Raft's own responses carry all the meaning,
+  // so a batch gets no answer unless it is refused (which closes the link).
   { name: "handshake", code: 0x80, write: false },
-  { name: "raftMessages", code: 0x81, write: false },
+  { name: "raftMessages", code: 0x81, write: false, oneWay: true },
   { name: "handshakeProof", code: 0x82, write: false },
 ] as const satisfies readonly CommandDefinition[];
 
@@ -69,6 +74,8 @@ export interface CommandDefinition {
   readonly name: string;
   readonly code: number;
   readonly write: boolean;
+  /** Sent without waiting for an answer; the server answers only to refuse it. */
+  readonly oneWay?: true;
 }
 
 export type CommandName = (typeof COMMANDS)[number]["name"];
@@ -87,6 +94,10 @@ const BY_CODE: ReadonlyMap<number, CommandDefinition & { readonly name: CommandN
 /** The definition of a code, or undefined for a code no version of the protocol has used. */
 export function commandByCode(code: number): (CommandDefinition & { readonly name: CommandName }) | undefined {
   return BY_CODE.get(code);
+}
+
+export function isOneWayCommand(code: number): boolean {
+  return BY_CODE.get(code)?.oneWay === true;
 }
 
 export function isPeerCommand(code: number): boolean {
