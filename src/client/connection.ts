@@ -57,10 +57,6 @@ interface PendingRequest {
 
 const REQUEST_ID_SPACE = 2 ** 32;
 
-function ignore(): void {
-  // A one-way frame has no answer to deliver.
-}
-
 /**
  * The client side of one connection (node-redis / ioredis style): requests are pipelined, each
  * carries an id, and answers are matched by id in whatever order they come back.
@@ -159,16 +155,14 @@ export class ClientConnection {
   /**
    * Sends a one-way frame (peer Raft traffic): no answer comes unless the server refuses it, and
    * then it closes the connection. False when the frame cannot leave (closed, over the frame
-   * limit, or `maxUnsentNotificationBytes` already waiting in the socket): the caller drops it.
+   * limit, requests waiting for 'drain' that it would overtake, or `maxUnsentNotificationBytes`
+   * already waiting in the socket): the caller drops it. It goes straight to the socket, which
+   * buffers it even while a 'drain' is awaited; the byte bound is what keeps that finite.
    */
   notify(command: number, payload: Uint8Array): boolean {
-    if (this.closeReason !== null || payload.byteLength > MAX_FRAME_BYTES) return false;
+    if (this.closeReason !== null || payload.byteLength > MAX_FRAME_BYTES || this.sendQueue.length > 0) return false;
     if (this.socket.writableLength > this.maxUnsentNotificationBytes) return false;
-    const frame = encodeFrame(command, 0, payload);
-    // Behind queued requests, to keep the order; otherwise straight to the socket, which buffers
-    // it even while a 'drain' is awaited (the byte bound above is what keeps that finite).
-    if (this.sendQueue.length > 0) this.sendQueue.push({ requestId: 0, resolve: ignore, reject: ignore, release: ignore, frame });
-    else this.cork.write(frame);
+    this.cork.write(encodeFrame(command, 0, payload));
     return true;
   }
 
