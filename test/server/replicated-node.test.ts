@@ -31,6 +31,7 @@ interface NodeSetup {
   readonly id?: string;
   readonly sender?: ReplicatedNodeOptions["sender"];
   readonly onReadyStep?: ReplicatedNodeOptions["onReadyStep"];
+  readonly persistence?: ReplicatedNodeOptions["persistence"];
 }
 
 async function openNode(membership: Membership, sent: Message[] = [], setup: NodeSetup = {}): Promise<ReplicatedNode> {
@@ -61,7 +62,7 @@ async function openNode(membership: Membership, sent: Message[] = [], setup: Nod
     cluster: null,
     diskSpace,
     sender: setup.sender ?? { send: (messages) => sent.push(...messages), setAddresses: () => undefined },
-    persistence: DEFAULT_PERSISTENCE_LIMITS,
+    persistence: setup.persistence ?? DEFAULT_PERSISTENCE_LIMITS,
     ...(setup.onReadyStep === undefined ? {} : { onReadyStep: setup.onReadyStep }),
     onFatal: (error) => {
       throw error;
@@ -117,40 +118,55 @@ describe("ReplicatedNode in one process", () => {
   });
 
   it("executes every Ready in the order of its plan, with several log writes in flight, on a leader and its followers", async () => {
-    const ids = ["n1", "n2", "n3"];
-    const membership: Membership = { voters: ids, learners: [], addresses: Object.fromEntries(ids.map((id) => [id, `in-process:${id}`])) };
-    const byId = new Map<string, ReplicatedNode>();
-    const checkers = new Map(ids.map((id) => [id, new PlanOrderChecker()]));
-    // In-process links: each message arrives on a later turn of the event loop, as over TCP.
-    const sender = (from: string): ReplicatedNodeOptions["sender"] => ({
-      send: (messages) => {
-        for (const message of messages) setImmediate(() => byId.get(message.to)?.receive(announcementOf(from), [message]));
-      },
-      setAddresses: () => undefined,
-    });
-    for (const id of ids) {
-      const checker = checkers.get(id);
-      if (checker === undefined) throw new Error(`no checker for ${id}`);
-      byId.set(id, await openNode(membership, [], { id, sender: sender(id), onReadyStep: (step, plan) => checker.step(step, plan) }));
-    }
-    await waitFor(() => [...byId.values()].some((node) => node.status().role === "leader"), 10_000);
-    const leader = [...byId.values()].find((node) => node.status().role === "leader");
-    if (leader === undefined) throw new Error("no leader");
-    // One write per turn of the event loop: each gets a Ready of its own while earlier writes are on their way to disk.
-    const writes: Promise<Outcome<unknown>>[] = [];
-    for (let index = 0; index < 90; index++) {
-      writes.push(leader.write({ type: "set", namespace: "", key: `k${index % 30}`, value: BigInt(index) }, 10_000));
-      await new Promise((resolve) => setImmediate(resolve));
-    }
-    expect((await Promise.all(writes)).every((outcome) => outcome.ok)).toBe(true);
-    const applied = leader.status().applied;
-    await waitFor(() => [...byId.values()].every((node) => node.status().applied >= applied), 10_000);
-    for (const [id, checker] of checkers) {
+    for (const [id, checker] of await writeThroughThreeNodes(DEFAULT_PERSISTENCE_LIMITS)) {
       expect(checker.stepsChecked, id).toBeGreaterThan(0);
       expect(checker.peakWritesInFlight, id).toBeGreaterThan(1);
     }
   });
+
+  it("never has more log writes in flight than maxWritesInFlight", async () => {
+    for (const [id, checker] of await writeThroughThreeNodes({ ...DEFAULT_PERSISTENCE_LIMITS, maxWritesInFlight: 2 })) {
+      expect(checker.peakWritesInFlight, id).toBeGreaterThan(1);
+      expect(checker.peakWritesInFlight, id).toBeLessThanOrEqual(2);
+    }
+  });
 });
+
+/**
+ * Three in-process nodes linked through the event loop, each reporting its plan steps to its
+ * own PlanOrderChecker (which throws at the first step out of order); 90 writes through the
+ * leader, one per turn of the event loop, so that each gets a Ready of its own while earlier
+ * writes are on their way to disk. Returns the checkers once every node applied them all.
+ */
+async function writeThroughThreeNodes(persistence: ReplicatedNodeOptions["persistence"]): Promise<Map<string, PlanOrderChecker>> {
+  const ids = ["n1", "n2", "n3"];
+  const membership: Membership = { voters: ids, learners: [], addresses: Object.fromEntries(ids.map((id) => [id, `in-process:${id}`])) };
+  const byId = new Map<string, ReplicatedNode>();
+  const checkers = new Map(ids.map((id) => [id, new PlanOrderChecker()]));
+  const sender = (from: string): ReplicatedNodeOptions["sender"] => ({
+    send: (messages) => {
+      for (const message of messages) setImmediate(() => byId.get(message.to)?.receive(announcementOf(from), [message]));
+    },
+    setAddresses: () => undefined,
+  });
+  for (const id of ids) {
+    const checker = checkers.get(id);
+    if (checker === undefined) throw new Error(`no checker for ${id}`);
+    byId.set(id, await openNode(membership, [], { id, sender: sender(id), persistence, onReadyStep: (step, plan) => checker.step(step, plan) }));
+  }
+  await waitFor(() => [...byId.values()].some((node) => node.status().role === "leader"), 10_000);
+  const leader = [...byId.values()].find((node) => node.status().role === "leader");
+  if (leader === undefined) throw new Error("no leader");
+  const writes: Promise<Outcome<unknown>>[] = [];
+  for (let index = 0; index < 90; index++) {
+    writes.push(leader.write({ type: "set", namespace: "", key: `k${index % 30}`, value: BigInt(index) }, 10_000));
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  expect((await Promise.all(writes)).every((outcome) => outcome.ok)).toBe(true);
+  const applied = leader.status().applied;
+  await waitFor(() => [...byId.values()].every((node) => node.status().applied >= applied), 10_000);
+  return checkers;
+}
 
 function announcementOf(memberId: string): PeerAnnouncement {
   return { name: memberId, memberId, incarnation: "1", cluster: null, founders: null, address: `in-process:${memberId}`, bootId: "boot" };
